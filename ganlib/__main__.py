@@ -1,0 +1,34 @@
+"""Command line: ``python -m ganlib grade ...`` and ``python -m ganlib exercises [--check]``."""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = """usage: python -m ganlib COMMAND [options]
+
+commands:
+  grade PATH...         grade exercise notebooks (files or folders); --json for machines
+  exercises [--check]   regenerate exercises/ from solutions/ (--check: fail when out of date)
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "grade":
+        from ganlib.grading import main as grade
+
+        return grade(rest)
+    if command == "exercises":
+        from ganlib.authoring import main as exercises
+
+        return exercises(rest)
+    print(f"unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""Exercise notebooks are generated from solution notebooks; this module does it.
+
+In a solution notebook, answers sit between nbgrader-style markers::
+
+    def simultaneous_step(grad, x, y, eta):
+        ### BEGIN SOLUTION
+        gx, gy = grad(x, y)
+        return x - eta * gx, y + eta * gy
+        ### END SOLUTION
+
+In the exercise notebook that region becomes, at the marker's indentation::
+
+        # YOUR CODE HERE
+        raise NotImplementedError()
+
+In markdown cells the region becomes ``YOUR ANSWER HERE``. Outputs and execution
+counts are cleared; cell ids, tags and metadata are kept; the output is byte-deterministic.
+The syntax is nbgrader's, so an instructor can move to nbgrader without rewriting notebooks.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+BEGIN = "### BEGIN SOLUTION"
+END = "### END SOLUTION"
+CODE_STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
+MARKDOWN_STUB = "YOUR ANSWER HERE"
+_MARKER = re.compile(r"^(\s*)(### (?:BEGIN|END) SOLUTION)\s*$")
+
+
+class MarkerError(ValueError):
+    """Unbalanced or nested solution markers."""
+
+
+def _source(cell: dict) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def strip_solution(source: str, cell_type: str, where: str) -> str:
+    """Replace every marked region of one cell's source by a stub.
+
+    Parameters
+    ----------
+    source : str
+        The cell's source.
+    cell_type : {"code", "markdown"}
+    where : str
+        Used in error messages, e.g. ``"solutions/01.ipynb, cell 7"``.
+
+    Examples
+    --------
+    >>> print(strip_solution("def f():\\n    ### BEGIN SOLUTION\\n    return 1\\n    ### END SOLUTION", "code", "x"))
+    def f():
+        # YOUR CODE HERE
+        raise NotImplementedError()
+    """
+    out: list[str] = []
+    inside_since: int | None = None
+    for lineno, line in enumerate(source.split("\n"), start=1):
+        m = _MARKER.match(line)
+        if not m:
+            if inside_since is None:
+                out.append(line)
+            continue
+        indent, marker = m.groups()
+        if marker == BEGIN:
+            if inside_since is not None:
+                raise MarkerError(f"{where}: nested '{BEGIN}' on line {lineno} (the region opened on line {inside_since} is not closed)")
+            inside_since = lineno
+            if cell_type == "code":
+                out += [indent + s for s in CODE_STUB]
+            else:
+                out.append(indent + MARKDOWN_STUB)
+        else:
+            if inside_since is None:
+                raise MarkerError(f"{where}: '{END}' on line {lineno} without a matching '{BEGIN}'")
+            inside_since = None
+    if inside_since is not None:
+        raise MarkerError(f"{where}: '{BEGIN}' on line {inside_since} is never closed by '{END}'")
+    return "\n".join(out)
+
+
+def make_exercise(nb: dict, name: str = "notebook") -> dict:
+    """Return the exercise version of a solution notebook (the input is not modified)."""
+    ex = copy.deepcopy(nb)
+    for index, cell in enumerate(ex.get("cells", []), start=1):
+        where = f"{name}, cell {index}" + (f" (id {cell['id']})" if "id" in cell else "")
+        if cell.get("cell_type") in ("code", "markdown"):
+            cell["source"] = strip_solution(_source(cell), cell["cell_type"], where)
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+            cell.get("metadata", {}).pop("execution", None)
+    ex.setdefault("metadata", {}).setdefault("ganlib", {})["role"] = "exercise"
+    return ex
+
+
+def dumps(nb: dict) -> str:
+    """Serialise like nbformat does (sorted keys, one-space indent), always the same bytes."""
+    cells = []
+    for cell in nb.get("cells", []):
+        cell = dict(cell)
+        src = _source(cell)
+        cell["source"] = src.splitlines(keepends=True)
+        cells.append(cell)
+    return json.dumps({**nb, "cells": cells}, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
+
+
+def sync(solutions: str | Path = "solutions", exercises: str | Path = "exercises", check: bool = False) -> list[Path]:
+    """Regenerate ``exercises/`` from ``solutions/``.
+
+    Parameters
+    ----------
+    solutions, exercises : folder paths
+    check : bool
+        Write nothing; only report which exercise notebooks are missing or out of date.
+
+    Returns
+    -------
+    list of Path
+        Exercise notebooks that differ(ed) from their solution's generated version,
+        plus exercise notebooks without a solution.
+    """
+    solutions, exercises = Path(solutions), Path(exercises)
+    if not solutions.is_dir():
+        raise FileNotFoundError(f"no solutions folder at {solutions}")
+    stale: list[Path] = []
+    for src in sorted(solutions.glob("*.ipynb")):
+        nb = json.loads(src.read_text(encoding="utf-8"))
+        text = dumps(make_exercise(nb, str(src)))
+        dst = exercises / src.name
+        if not dst.exists() or dst.read_text(encoding="utf-8") != text:
+            stale.append(dst)
+            if not check:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                dst.write_text(text, encoding="utf-8")
+    wanted = {p.name for p in solutions.glob("*.ipynb")}
+    if exercises.is_dir():
+        stale += [p for p in sorted(exercises.glob("*.ipynb")) if p.name not in wanted]
+    return stale
+
+
+def main(argv: list[str]) -> int:
+    """``python -m ganlib exercises [--check]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m ganlib exercises",
+                                     description="Generate exercise notebooks from solution notebooks.")
+    parser.add_argument("--check", action="store_true", help="fail if exercises/ is out of date; write nothing")
+    parser.add_argument("--solutions", default="solutions")
+    parser.add_argument("--exercises", default="exercises")
+    args = parser.parse_args(argv)
+    try:
+        stale = sync(args.solutions, args.exercises, check=args.check)
+    except (MarkerError, FileNotFoundError, json.JSONDecodeError) as exc:
+        print(f"error: {exc}")
+        return 2
+    if args.check:
+        if stale:
+            for p in stale:
+                print(f"out of date: {p}")
+            print("Run `python -m ganlib exercises` (or `make exercises`) and commit the result.")
+            return 1
+        print(f"exercises/ is in sync with {args.solutions}/")
+        return 0
+    for p in stale:
+        print(f"wrote {p}")
+    print(f"{len(stale)} exercise notebook(s) updated" if stale else "exercises/ already up to date")
+    return 0

@@ -1,0 +1,5 @@
+"""Graded questions, one module per chapter (``ch01``, ``ch02``, ...).
+
+Each module exposes ``check_qN`` objects (see :class:`ganlib.grading.Question`) that
+exercise notebooks call in their check cells, and ``QUESTIONS``, the list the grader runs.
+"""

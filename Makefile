@@ -29,12 +29,12 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab course/00_start_here.ipynb
 
 test: $(STAMP)
-	GANLIB_SMOKE=1 $(BIN)/python -m pytest tests
+	GANLIB_SMOKE=1 $(BIN)/python -m pytest --doctest-modules tests ganlib
 	GANLIB_SMOKE=1 $(BIN)/python -m pytest --nbval $(NBVAL) solutions
 	GANLIB_SMOKE=1 $(BIN)/python -m pytest --nbval-lax $(NBVAL) course
 
 unit: $(STAMP)
-	GANLIB_SMOKE=1 $(BIN)/python -m pytest tests
+	GANLIB_SMOKE=1 $(BIN)/python -m pytest --doctest-modules tests ganlib
 
 exercises: $(STAMP)
 	$(BIN)/python -m ganlib exercises

@@ -426,7 +426,7 @@ class NotebookReport:
 
 
 def grade_notebook(path: str | Path, seed: int | None = None, load_timeout: float = 60.0,
-                   chapter: str | None = None) -> NotebookReport:
+                   chapter: str | None = None, timeout: float | None = None) -> NotebookReport:
     """Grade one notebook.
 
     Parameters
@@ -438,6 +438,8 @@ def grade_notebook(path: str | Path, seed: int | None = None, load_timeout: floa
         Seconds allowed for importing the learner's definitions.
     chapter : str, optional
         Override the chapter detected from metadata or file name.
+    timeout : float, optional
+        Override every question's own time limit (seconds).
 
     Returns
     -------
@@ -485,11 +487,12 @@ def grade_notebook(path: str | Path, seed: int | None = None, load_timeout: floa
             if absent:
                 report.results.append(_absent_result(q, absent, defs, worker.load_errors))
                 continue
-            reply = worker.ask(q.key, q.timeout)
+            limit = q.timeout if timeout is None else timeout
+            reply = worker.ask(q.key, limit)
             if reply is None:
                 worker.stop()
                 worker = None
-                report.results.append(q._result(TIMEOUT, _timeout_message(q.timeout)))
+                report.results.append(q._result(TIMEOUT, _timeout_message(limit)))
             else:
                 report.results.append(Result(**reply))
     finally:
@@ -526,7 +529,7 @@ def format_report(report: NotebookReport) -> str:
     out = [f"{report.path}  (chapter {report.chapter})"]
     out += [f"  note: {p}" for p in report.problems]
     fmt = "  " + "  ".join(f"{{:<{w}}}" for w in widths)
-    out.append(fmt.format(*head))
+    out.append(fmt.format(*head).rstrip())
     out.append("  " + "  ".join("-" * w for w in widths))
     for row in rows:
         out.append(fmt.format(*row).rstrip())
@@ -550,7 +553,7 @@ def format_summary(reports: list[NotebookReport], failures: dict[str, str]) -> s
         rows.append([path, "?", *["-" for _ in keys], f"not graded: {msg}"])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join([fmt.format(*head), "  ".join("-" * w for w in widths)] + [fmt.format(*row).rstrip() for row in rows])
+    return "\n".join([fmt.format(*head).rstrip(), "  ".join("-" * w for w in widths)] + [fmt.format(*row).rstrip() for row in rows])
 
 
 def collect_notebooks(paths: Sequence[str | Path]) -> list[Path]:

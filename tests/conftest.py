@@ -1,0 +1,52 @@
+"""Shared fixtures: paths of the repository and a factory for learner notebooks."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS = ROOT / "solutions"
+EXERCISES = ROOT / "exercises"
+
+
+def notebook_dict(cells, chapter=None):
+    """A minimal nbformat-4 notebook; ``cells`` are code sources, or ("markdown", text) pairs."""
+    out = []
+    for i, c in enumerate(cells):
+        kind, src = ("code", c) if isinstance(c, str) else c
+        cell = {"cell_type": kind, "id": f"c{i}", "metadata": {}, "source": src}
+        if kind == "code":
+            cell.update(outputs=[], execution_count=None)
+        out.append(cell)
+    meta = {"ganlib": {"chapter": chapter}} if chapter else {}
+    return {"cells": out, "metadata": meta, "nbformat": 4, "nbformat_minor": 5}
+
+
+@pytest.fixture
+def make_notebook(tmp_path):
+    """Write a learner notebook and return its path: ``make_notebook(["def f(): ..."], chapter="01")``."""
+    counter = iter(range(10_000))
+
+    def make(cells, chapter=None, name=None):
+        path = tmp_path / (name or f"submission_{next(counter)}.ipynb")
+        path.write_text(json.dumps(notebook_dict(cells, chapter)))
+        return path
+
+    return make
+
+
+def solution_code(chapter_file: str, replace: dict[str, str] | None = None) -> list[str]:
+    """The code cells of a solution notebook, with whole cells swapped out by function/constant name.
+
+    ``replace={"alternating_step": "def alternating_step(...): ..."}`` substitutes the cell that
+    defines ``alternating_step``, so a test can plant one plausible mistake in an otherwise correct notebook.
+    """
+    nb = json.loads((SOLUTIONS / chapter_file).read_text())
+    cells = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    for name, src in (replace or {}).items():
+        hits = [i for i, c in enumerate(cells) if f"def {name}(" in c or c.lstrip().startswith(f"{name} =")
+                or f"\n{name} =" in c or f"### BEGIN SOLUTION\n{name} =" in c]
+        assert hits, f"no cell defines {name}"
+        cells[hits[0]] = src
+    return cells

@@ -118,12 +118,11 @@ class Question:
             return self._result(ERROR, describe_exception(exc))
         return self._result(PASSED, "")
 
-    def __call__(self, *answers: Any) -> bool:
-        """Check cell entry point: print the verdict, return True when it passed."""
+    def __call__(self, *answers: Any) -> None:
+        """Check cell entry point: print the verdict (use :meth:`evaluate` to get it as a value)."""
         with _alarm(self.timeout):
             result = self.evaluate(*answers)
         print(result.line())
-        return result.passed
 
     def _result(self, status: str, feedback: str) -> Result:
         pts = self.points if status == PASSED else 0.0

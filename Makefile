@@ -25,8 +25,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet $(CONSTRAINTS) -e ".[course,test]"
 	touch $@
 
+# Jupyter refuses to run as root (containers, cloud shells) unless told to.
+LAB_ARGS ?= $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
+
 lab: $(STAMP)
-	$(BIN)/jupyter lab course/00_start_here.ipynb
+	$(BIN)/jupyter lab $(LAB_ARGS) course/00_start_here.ipynb
 
 test: $(STAMP)
 	GANLIB_SMOKE=1 $(BIN)/python -m pytest --doctest-modules tests ganlib

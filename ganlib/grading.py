@@ -379,14 +379,15 @@ class _Worker:
             raise TimeoutError
         _, self.names, self.load_errors = self.conn.recv()
 
-    def ask(self, key: str, timeout: float) -> dict | None:
-        self.conn.send(key)
-        if self.conn.poll(timeout):
-            try:
-                return self.conn.recv()[1]
-            except EOFError:
-                return None
-        return None
+    def ask(self, key: str, timeout: float) -> dict | str:
+        """The result of one question, or "timeout" / "crashed"."""
+        try:
+            self.conn.send(key)
+            if not self.conn.poll(timeout):
+                return "timeout"
+            return self.conn.recv()[1]
+        except (EOFError, OSError):
+            return "crashed"
 
     def stop(self) -> None:
         if self.proc.is_alive():
@@ -488,10 +489,14 @@ def grade_notebook(path: str | Path, seed: int | None = None, load_timeout: floa
                 continue
             limit = q.timeout if timeout is None else timeout
             reply = worker.ask(q.key, limit)
-            if reply is None:
+            if isinstance(reply, str):
                 worker.stop()
                 worker = None
-                report.results.append(q._result(TIMEOUT, _timeout_message(limit)))
+                if reply == "timeout":
+                    report.results.append(q._result(TIMEOUT, _timeout_message(limit)))
+                else:
+                    report.results.append(q._result(ERROR, "your code stopped the Python process (os._exit, a crash "
+                                                           "in a C extension, or running out of memory)."))
             else:
                 report.results.append(Result(**reply))
     finally:

@@ -110,6 +110,17 @@ def test_endless_loop_times_out_and_later_questions_still_graded(make_notebook):
     assert res["q2"].status == grading.PASSED
 
 
+def test_crashing_answer_costs_only_its_question(make_notebook):
+    cells = [
+        "import os",
+        "def simultaneous_step(grad, x, y, eta):\n    os._exit(3)",
+        "def alternating_step(grad, x, y, eta):\n    gx, _ = grad(x, y)\n    x = x - eta * gx\n    return x, y + eta * grad(x, y)[1]",
+    ]
+    res = by_key(grading.grade_notebook(make_notebook(cells, chapter="01"), seed=0))
+    assert res["q1"].status == grading.ERROR and "stopped the Python process" in res["q1"].feedback
+    assert res["q2"].status == grading.PASSED
+
+
 def test_training_cells_are_not_executed(make_notebook, tmp_path):
     marker = tmp_path / "ran.txt"
     cells = [

@@ -242,7 +242,9 @@ class _alarm:
 
 # --------------------------------------------------------------------------- loading a notebook
 
-_UPPER = re.compile(r"^[A-Z][A-Z0-9_]*$")
+# Answers are UPPER_CASE constants of two or more characters; one-letter names such as G and D are
+# models in GAN notebooks, not answers, and building them could be expensive.
+_UPPER = re.compile(r"^[A-Z][A-Z0-9_]+$")
 _KEEP = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
@@ -274,7 +276,7 @@ def _is_constant(node: ast.AST) -> bool:
 
 
 def extract_definitions(nb: dict) -> Definitions:
-    """Keep imports, ``def``, ``class`` and UPPER_CASE constants of every code cell; drop the rest.
+    """Keep imports, ``def``, ``class`` and UPPER_CASE constants (2+ characters) of every code cell; drop the rest.
 
     Cells are labelled ``cell N`` (1-based position in the notebook) so that errors can point at them.
     """

@@ -127,6 +127,7 @@ def test_training_cells_are_not_executed(make_notebook, tmp_path):
         "import numpy as np",
         f"open({str(marker)!r}, 'w').write('trained')\nimport time\ntime.sleep(30)",
         "CONVERGE = {'extragradient', 'optimistic'}\nDIVERGE = {'simultaneous'}\nprint('not run')",
+        f"G = open({str(marker)!r}, 'w')  # a model, not an answer",
     ]
     res = by_key(grading.grade_notebook(make_notebook(cells, chapter="01"), seed=0))
     assert not marker.exists()

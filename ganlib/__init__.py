@@ -6,7 +6,11 @@ topic module you need, e.g. ``from ganlib import games`` or ``from ganlib.plot i
 Modules
 -------
 utils     seeding, device choice, training budgets (``GANLIB_SMOKE``), progress bars
-games     two-player zero-sum games, update rules (GDA, alternating, extragradient, optimistic)
+games     two-player zero-sum games, update rules (GDA, alternating, extragradient, optimistic),
+          the Dirac-GAN and its regularisers
+theory    the GAN objective on grids, KL/JSD, numerically stable losses from logits (NumPy)
+numpy_nn  layers with hand-written backward passes, gradient checks, SGD/Adam, a NumPy GAN loop
+data      toy distributions (1-D Gaussians and mixtures) and sample distances
 plot      vector fields and trajectories of 2-D games
 grading   the offline grader behind ``python -m ganlib grade``
 authoring exercise notebooks generated from solution notebooks

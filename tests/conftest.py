@@ -50,3 +50,21 @@ def solution_code(chapter_file: str, replace: dict[str, str] | None = None) -> l
         assert hits, f"no cell defines {name}"
         cells[hits[0]] = src
     return cells
+
+
+def assert_rejected(make_notebook, notebook: str, chapter: str, name: str, source: str, key: str, hint: str,
+                    seed: int = 5, may_also_fail: tuple[str, ...] = ()):
+    """Plant one wrong answer in the solution notebook and check that the grader catches it.
+
+    Question ``key`` must fail with feedback containing ``hint``; every other question must
+    still pass, except those in ``may_also_fail`` (answers that call the planted one).
+    """
+    from ganlib import grading
+
+    path = make_notebook(solution_code(notebook, {name: source}), chapter=chapter)
+    report = grading.grade_notebook(path, seed=seed)
+    results = {r.key: r for r in report.results}
+    assert results[key].status == grading.FAILED, grading.format_report(report)
+    assert hint in results[key].feedback, grading.format_report(report)
+    others = [r for r in report.results if r.key != key and r.key not in may_also_fail]
+    assert all(r.passed for r in others), grading.format_report(report)

@@ -45,11 +45,6 @@ def _finite(value, what: str, hint: str) -> np.ndarray:
     return as_float_array(value, what)
 
 
-def _kl(p, q, dx):
-    with np.errstate(all="ignore"):
-        return float(np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1) / q), 0.0)) * dx)
-
-
 # --------------------------------------------------------------------------- Q1
 
 
@@ -119,14 +114,14 @@ def check_q3(rng, jsd):
     want = theory.jsd(p, q, dx)
     m = 0.5 * (p + q)
     expect_close(jsd(p.copy(), q.copy(), dx), want, "jsd(p, q, dx)", rtol=1e-7, atol=1e-10, wrong={
-        "that is KL(p || q). JSD compares each density with the mixture m = (p + q) / 2.": _kl(p, q, dx),
-        "that is KL(q || p). JSD compares each density with the mixture m = (p + q) / 2.": _kl(q, p, dx),
+        "that is KL(p || q). JSD compares each density with the mixture m = (p + q) / 2.": theory.kl(p, q, dx),
+        "that is KL(q || p). JSD compares each density with the mixture m = (p + q) / 2.": theory.kl(q, p, dx),
         "that is twice the JSD: JSD = KL(p || m) / 2 + KL(q || m) / 2.": 2 * want,
         "that is the JSD in bits (log base 2). This course uses natural logarithms (np.log).": want / LOG2,
-        "only half of it: add KL(q || m) / 2 to KL(p || m) / 2.": 0.5 * _kl(p, m, dx),
+        "only half of it: add KL(q || m) / 2 to KL(p || m) / 2.": 0.5 * theory.kl(p, m, dx),
         "an integral on a grid is sum(...) * dx; the factor dx is missing.": want / dx,
         "that is the symmetrised KL (KL(p||q) + KL(q||p)) / 2, which can be infinite; JSD uses the mixture m.":
-            0.5 * (_kl(p, q, dx) + _kl(q, p, dx)),
+            0.5 * (theory.kl(p, q, dx) + theory.kl(q, p, dx)),
     })
     zero_hint = ("terms with p(x) = 0 are 0 * log 0, which counts as 0; compute p * log(p / m) only where p > 0 "
                  "(e.g. np.where). JSD is always finite.")

@@ -11,6 +11,8 @@ games     two-player zero-sum games, update rules (GDA, alternating, extragradie
 theory    the GAN objective on grids, KL/JSD, numerically stable losses from logits (NumPy)
 numpy_nn  layers with hand-written backward passes, gradient checks, SGD/Adam, a NumPy GAN loop
 data      toy distributions (1-D Gaussians and mixtures) and sample distances
+losses    GAN losses and gradient penalties in PyTorch (imports torch)
+models    small MLP generators and discriminators in PyTorch (imports torch)
 plot      vector fields and trajectories of 2-D games
 grading   the offline grader behind ``python -m ganlib grade``
 authoring exercise notebooks generated from solution notebooks

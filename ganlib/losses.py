@@ -211,12 +211,14 @@ def discriminator_loss_hinge(real: Tensor, fake: Tensor) -> Tensor:
 def generator_loss_hinge(fake: Tensor) -> Tensor:
     """The hinge GAN's generator loss ``-E D(G(z))`` (no margin for the generator).
 
+    It is the same function as the WGAN generator loss, :func:`generator_loss_wasserstein`.
+
     Examples
     --------
     >>> generator_loss_hinge(torch.tensor([1.0, 3.0])).item()
     -2.0
     """
-    return -_tensor(fake, "fake").mean()
+    return generator_loss_wasserstein(fake)
 
 
 # --------------------------------------------------------------------------- Wasserstein

@@ -4,7 +4,7 @@ Losses from logits
     A discriminator outputs a *logit* ``a``; its probability is ``D = sigmoid(a)``.
     Everything here works on logits, because ``log(1 - sigmoid(a))`` computed naively
     is ``log(0) = -inf`` once ``a`` exceeds about 37 (``1 - sigmoid(a)`` rounds to 0),
-    and ``exp(-a)`` overflows for ``a < -709``. Identities used throughout:
+    and ``exp(-a)`` overflows for ``a < -709.78``. Identities used throughout:
     ``log sigmoid(a) = -softplus(-a)`` and ``log(1 - sigmoid(a)) = -softplus(a)``,
     with ``softplus(a) = log(1 + exp(a)) = max(a, 0) + log1p(exp(-|a|))``.
 

@@ -166,9 +166,10 @@ def discriminator_loss_lsgan(real: Tensor, fake: Tensor, a: float = 0.0, b: floa
     """LSGAN discriminator loss ``1/2 E (D(x) - b)^2 + 1/2 E (D(G(z)) - a)^2`` (Mao et al. 2017).
 
     ``D`` has a linear output (no sigmoid). Default: the 0-1 coding ``a = 0``, ``b = 1`` (with
-    ``c = 1`` for the generator), the one Mao et al. use in their experiments (their Eq. 9); the
-    alternative ``a = -1, b = 1, c = 0`` satisfies ``b - c = 1, b - a = 2``, under which the
-    generator minimises a Pearson chi^2 divergence. Optimum for fixed G:
+    ``c = 1`` for the generator), one of the two codings Mao et al. propose (the 0-1 binary
+    coding with ``c = b``, used in their released code); the alternative ``a = -1, b = 1,
+    c = 0`` satisfies ``b - c = 1, b - a = 2``, under which the generator minimises a Pearson
+    chi^2 divergence. Optimum for fixed G:
     ``D*(x) = (b p_data + a p_g) / (p_data + p_g)``.
 
     Examples

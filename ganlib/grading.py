@@ -149,18 +149,29 @@ def question(key: str, title: str, points: float, needs: Sequence[str], timeout:
 # --------------------------------------------------------------------------- helpers for tests
 
 
-def as_float_array(value: Any, what: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """Convert an answer to a float array, checking shape and finiteness with a clear message."""
+def to_numpy(value: Any) -> np.ndarray:
+    """An answer as a float64 NumPy array; torch tensors are detached and moved to the CPU first."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor, without importing torch
+        value = value.detach().cpu().double().numpy()
+    return np.asarray(value, dtype=float)
+
+
+def as_float_array(value: Any, what: str, shape: tuple[int, ...] | None = None,
+                   nonfinite_hint: str | None = None) -> np.ndarray:
+    """Convert an answer (array, number or torch tensor) to a float array, checking shape and finiteness.
+
+    ``nonfinite_hint`` replaces the printed values in the message when the answer holds NaN or inf.
+    """
     if value is None:
         raise CheckFailed(f"{what} returned None: did you forget a `return` statement?")
     try:
-        arr = np.asarray(value, dtype=float)
+        arr = to_numpy(value)
     except (TypeError, ValueError):
         raise CheckFailed(f"{what} should be numeric, got {type(value).__name__}: {_short(value)}") from None
     if shape is not None and arr.shape != tuple(shape):
         raise CheckFailed(f"{what} should have shape {tuple(shape)}, got {arr.shape}")
     if not np.all(np.isfinite(arr)):
-        raise CheckFailed(f"{what} contains NaN or inf: {_short(arr)}")
+        raise CheckFailed(f"{what} contains NaN or inf: {nonfinite_hint or _short(arr)}")
     return arr
 
 
@@ -182,11 +193,29 @@ def expect_close(got: Any, want: Any, what: str, rtol: float = 1e-7, atol: float
     raise CheckFailed(f"{what} = {_short(got)}, expected {_short(want)}")
 
 
-def expect_pair(value: Any, what: str) -> tuple[Any, Any]:
-    """Check that an answer is a pair ``(a, b)`` and return it."""
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise CheckFailed(f"{what} should return a pair (x_new, y_new), got {_short(value)}")
-    return value[0], value[1]
+def expect_tuple(value: Any, what: str, names: Sequence[str]) -> tuple:
+    """Check that an answer is a tuple with one entry per name in ``names`` and return it.
+
+    Examples
+    --------
+    >>> expect_tuple((1, 2), "step", ("x_new", "y_new"))
+    (1, 2)
+    """
+    if not isinstance(value, (tuple, list)) or len(value) != len(names):
+        kind = "a pair" if len(names) == 2 else f"a tuple of {len(names)}"
+        raise CheckFailed(f"{what} should return {kind} ({', '.join(names)}), got {_short(value)}")
+    return tuple(value)
+
+
+def random_sizes(rng: np.random.Generator, k: int = 3, low: int = 2, high: int = 8) -> list[int]:
+    """``k`` distinct sizes in ``[low, high]``, so that a swapped axis shows up as a shape error.
+
+    Examples
+    --------
+    >>> len(set(random_sizes(np.random.default_rng(0), 3)))
+    3
+    """
+    return [int(v) for v in rng.choice(np.arange(low, high + 1), size=k, replace=False)]
 
 
 def _short(value: Any, limit: int = 120) -> str:
@@ -305,6 +334,25 @@ def _definitions_only(tree: ast.Module) -> ast.Module:
     return ast.Module(body=kept, type_ignores=[])
 
 
+def load_definitions(cells: list[tuple[str, str]]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Execute the kept statements of each cell from :func:`extract_definitions` in one namespace.
+
+    Returns the namespace and, per cell that failed (an import error, say), a one-line message;
+    a failing cell does not stop the others.
+    """
+    namespace: dict[str, Any] = {"__name__": "__learner__"}
+    load_errors: dict[str, str] = {}
+    for label, source in cells:
+        filename = f"<{label}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        try:
+            tree = _definitions_only(ast.parse(source, filename=filename))
+            exec(compile(tree, filename, "exec"), namespace)
+        except BaseException as exc:  # a failing import or constant must not stop the rest
+            load_errors[label] = describe_exception(exc).replace("your code raised", f"{label} raised")
+    return namespace, load_errors
+
+
 def chapter_of(nb: dict, path: Path) -> str:
     """The chapter a notebook belongs to: ``metadata.ganlib.chapter``, else the ``NN_`` in its file name."""
     chapter = nb.get("metadata", {}).get("ganlib", {}).get("chapter")
@@ -346,16 +394,7 @@ def _worker(conn, chapter: str, cells: list[tuple[str, str]], seed: int) -> None
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     os.environ.setdefault("MPLBACKEND", "Agg")
-    namespace: dict[str, Any] = {"__name__": "__learner__"}
-    load_errors = {}
-    for label, source in cells:
-        filename = f"<{label}>"
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-        try:
-            tree = _definitions_only(ast.parse(source, filename=filename))
-            exec(compile(tree, filename, "exec"), namespace)
-        except BaseException as exc:  # a failing import or constant must not stop the rest
-            load_errors[label] = describe_exception(exc).replace("your code raised", f"{label} raised")
+    namespace, load_errors = load_definitions(cells)
     conn.send(("loaded", sorted(k for k in namespace if not k.startswith("__")), load_errors))
     questions = {q.key: q for q in questions_for(chapter)}
     rng = np.random.default_rng(seed)

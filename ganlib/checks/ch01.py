@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ganlib import games
-from ganlib.grading import CheckFailed, expect_close, expect_pair, question
+from ganlib.grading import CheckFailed, expect_close, expect_tuple, question
 
 RULE_NAMES = set(games.RULES)
 
@@ -38,7 +38,7 @@ def _check_step(fn, reference, wrongs, rng, name, extra=()):
     grad, x, y, eta = _problem(rng)
     extra_args = [rng.normal(size=x.shape) for _ in extra]
     args = (grad, x.copy(), y.copy(), *[a.copy() for a in extra_args], eta)
-    got = expect_pair(fn(*args), name)
+    got = expect_tuple(fn(*args), name, ("x_new", "y_new"))
     want = reference(grad, x, y, *extra_args, eta)
     candidates = {hint: w(grad, x, y, *extra_args, eta) for hint, w in wrongs.items()}
     expect_close(got[0], want[0], f"{name}: x_new",

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ganlib import theory
-from ganlib.grading import CheckFailed, as_float_array, expect_close, question
+from ganlib.grading import CheckFailed, as_float_array, expect_close, expect_tuple, question
 
 LOG2, LOG4 = math.log(2.0), math.log(4.0)
 
@@ -33,16 +33,6 @@ def _density(rng: np.random.Generator, n: int, dx: float, zeros: float = 0.0, su
     if w.sum() == 0:
         w[np.flatnonzero(support)[0] if support is not None else 0] = 1.0
     return w / (w.sum() * dx)
-
-
-def _finite(value, what: str, hint: str) -> np.ndarray:
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        return as_float_array(value, what)
-    if arr.size and not np.all(np.isfinite(arr)):
-        raise CheckFailed(f"{what} contains NaN or inf: {hint}")
-    return as_float_array(value, what)
 
 
 # --------------------------------------------------------------------------- Q1
@@ -98,9 +88,9 @@ def check_q2(rng, value_function):
     left = np.arange(n) < cut
     p, q = _density(rng, n, dx, support=left), _density(rng, n, dx, support=~left)
     D = theory.optimal_discriminator(p, q)  # 1 on p's support, 0 on q's
-    got = _finite(value_function(D.copy(), p.copy(), q.copy(), dx), "value_function at D* for disjoint supports",
-                  "where p_data(x) = 0 and D(x) = 0, the term p_data * log D is 0 * log 0, which counts as 0 "
-                  "(its limit). Sum only over points where the density is positive, e.g. with np.where.")
+    got = as_float_array(value_function(D.copy(), p.copy(), q.copy(), dx), "value_function at D* for disjoint supports",
+                         nonfinite_hint="where p_data(x) = 0 and D(x) = 0, the term p_data * log D is 0 * log 0, which counts as 0 "
+                         "(its limit). Sum only over points where the density is positive, e.g. with np.where.")
     expect_close(got, 0.0, "value_function at D* for disjoint supports (= -log 4 + 2 log 2 = 0)", atol=1e-9)
 
 
@@ -128,13 +118,13 @@ def check_q3(rng, jsd):
     # partly overlapping supports
     n, dx = _grid(rng)
     p, q = _density(rng, n, dx, zeros=0.4), _density(rng, n, dx, zeros=0.4)
-    got = _finite(jsd(p.copy(), q.copy(), dx), "jsd(p, q, dx) with zeros in p and q", zero_hint)
+    got = as_float_array(jsd(p.copy(), q.copy(), dx), "jsd(p, q, dx) with zeros in p and q", nonfinite_hint=zero_hint)
     expect_close(got, theory.jsd(p, q, dx), "jsd(p, q, dx) with zeros in p and q", rtol=1e-7, atol=1e-10)
     # disjoint supports
     cut = int(rng.integers(n // 4, 3 * n // 4))
     left = np.arange(n) < cut
     p, q = _density(rng, n, dx, support=left), _density(rng, n, dx, support=~left)
-    got = _finite(jsd(p.copy(), q.copy(), dx), "jsd(p, q, dx) for disjoint supports", zero_hint)
+    got = as_float_array(jsd(p.copy(), q.copy(), dx), "jsd(p, q, dx) for disjoint supports", nonfinite_hint=zero_hint)
     expect_close(got, LOG2, "jsd(p, q, dx) for disjoint supports (should be log 2)", atol=1e-9, wrong={
         "for disjoint supports JSD = log 2 = 0.693147 in nats; 1 is the value in bits. Use np.log.": 1.0,
     })
@@ -197,19 +187,13 @@ def _fmt(arr: np.ndarray) -> str:
 # --------------------------------------------------------------------------- Q5
 
 
-def _pair(value, what):
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise CheckFailed(f"{what} should return a pair (grad_saturating, grad_nonsaturating), got {type(value).__name__}")
-    return value
-
-
 @question("q5", "gradients of both generator losses w.r.t. the logit", 2, needs=["generator_loss_grads"])
 def check_q5(rng, generator_loss_grads):
     what = "generator_loss_grads(a)"
     a = rng.uniform(-8, 8, size=int(rng.integers(3, 30)))
     sat, ns = theory.generator_loss_grads(a)
     D = theory.sigmoid(a)
-    got_sat, got_ns = _pair(generator_loss_grads(a.copy()), what)
+    got_sat, got_ns = expect_tuple(generator_loss_grads(a.copy()), what, ("grad_saturating", "grad_nonsaturating"))
     with np.errstate(all="ignore"):
         wrong_sat = {
             "sign error: d/da log(1 - sigmoid(a)) = -sigmoid(a) = -D (the saturating loss decreases as a grows).": D,
@@ -227,10 +211,10 @@ def check_q5(rng, generator_loss_grads):
     # logits up to +-100 (and the D = 0.001 point of the lesson)
     a = np.concatenate([[-100.0, 100.0, math.log(0.001 / 0.999)], rng.uniform(-100, 100, size=int(rng.integers(3, 20)))])
     sat, ns = theory.generator_loss_grads(a)
-    got_sat, got_ns = _pair(generator_loss_grads(a.copy()), what)
+    got_sat, got_ns = expect_tuple(generator_loss_grads(a.copy()), what, ("grad_saturating", "grad_nonsaturating"))
     hint = "the gradients are -D and -(1 - D), which stay in [-1, 0] for every logit; compute D with a stable sigmoid."
-    got_sat = _finite(got_sat, f"{what}[0] for logits up to +-100", hint)
-    got_ns = _finite(got_ns, f"{what}[1] for logits up to +-100", hint)
+    got_sat = as_float_array(got_sat, f"{what}[0] for logits up to +-100", nonfinite_hint=hint)
+    got_ns = as_float_array(got_ns, f"{what}[1] for logits up to +-100", nonfinite_hint=hint)
     expect_close(got_sat, sat, f"{what}[0] for logits up to +-100", rtol=1e-7, atol=1e-12)
     expect_close(got_ns, ns, f"{what}[1] for logits up to +-100", rtol=1e-7, atol=1e-12)
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ganlib import numpy_nn as nn
 from ganlib import theory
-from ganlib.grading import CheckFailed, as_float_array, expect_close, question
+from ganlib.grading import CheckFailed, as_float_array, expect_close, expect_tuple, question, random_sizes
 
 _MATMUL_WORDS = ("matmul", "shapes", "align", "broadcast", "dimension")
 
@@ -36,23 +37,12 @@ def _expect_grad(got, want, what, transpose_hint, wrong=None, rtol=1e-7, atol=1e
     expect_close(got, want, what, rtol=rtol, atol=atol, wrong=wrong)
 
 
-def _sizes(rng, k=3, low=2, high=8):
-    """k distinct sizes."""
-    return [int(v) for v in rng.choice(np.arange(low, high + 1), size=k, replace=False)]
-
-
-def _pair(value, what, n=2):
-    if not isinstance(value, (tuple, list)) or len(value) != n:
-        raise CheckFailed(f"{what} should return a tuple of {n} arrays, got {type(value).__name__}")
-    return value
-
-
 # --------------------------------------------------------------------------- Q1 Linear
 
 
 @question("q1", "Linear layer: forward and backward", 2, needs=["linear_forward", "linear_backward"])
 def check_q1(rng, linear_forward, linear_backward):
-    n, d_in, d_out = _sizes(rng)
+    n, d_in, d_out = random_sizes(rng)
     x, W, b = rng.normal(size=(n, d_in)), rng.normal(size=(d_in, d_out)), rng.normal(size=d_out)
     g = rng.normal(size=(n, d_out))
     fwd_hint = "with W of shape (in, out), y = x @ W + b."
@@ -61,8 +51,8 @@ def check_q1(rng, linear_forward, linear_backward):
         "the bias is added once per sample: y = x @ W + b (b broadcasts over the batch).": x @ W,
     })
     bwd_hint = "dx = grad_out @ W.T (shape (batch, in)) and dW = x.T @ grad_out (shape (in, out))."
-    out = _pair(_call(linear_backward, (x.copy(), W.copy(), g.copy()), "linear_backward", bwd_hint),
-                "linear_backward", 3)
+    out = expect_tuple(_call(linear_backward, (x.copy(), W.copy(), g.copy()), "linear_backward", bwd_hint),
+                       "linear_backward", ("dx", "dW", "db"))
     dx, dW, db = out
     _expect_grad(dx, g @ W.T, "dx", bwd_hint, wrong={
         "sign flip: backward propagates +dL/dy, nothing is negated.": -(g @ W.T),
@@ -82,7 +72,7 @@ def check_q1(rng, linear_forward, linear_backward):
 
 @question("q2", "LeakyReLU: forward and backward", 2, needs=["leaky_relu_forward", "leaky_relu_backward"])
 def check_q2(rng, leaky_relu_forward, leaky_relu_backward):
-    shape = tuple(_sizes(rng, 2))
+    shape = tuple(random_sizes(rng, 2))
     x = rng.normal(size=shape)
     x.flat[0] = -abs(x.flat[0]) - 0.1       # at least one negative and one positive entry
     x.flat[-1] = abs(x.flat[-1]) + 0.1
@@ -134,18 +124,28 @@ def _adam(p, g, m, v, t, lr, b1, b2, eps, correct=True, eps_inside=False):
     return p - lr * mh / den, m, v
 
 
+def _reference_adam(p, g, m, v, t, lr, b1, b2, eps):
+    """Step ``t`` of ganlib's Adam from the state ``(m, v)`` after step ``t - 1``: ``(param, m, v)``."""
+    param = p.copy()
+    opt = nn.Adam([param], lr=lr, betas=(b1, b2), eps=eps)
+    opt.m, opt.v, opt.t = [m.copy()], [v.copy()], t - 1
+    opt.step([g])
+    return param, opt.m[0], opt.v[0]
+
+
 @question("q4", "one Adam step", 2, needs=["adam_step"])
 def check_q4(rng, adam_step):
-    shape = tuple(_sizes(rng, 2))
+    shape = tuple(random_sizes(rng, 2))
     p, g, m = rng.normal(size=shape), rng.normal(size=shape), 0.3 * rng.normal(size=shape)
     v = rng.uniform(0.01, 1.0, size=shape)
     t = int(rng.integers(2, 8))
     lr, b1, b2 = float(rng.uniform(1e-3, 0.1)), float(rng.uniform(0.5, 0.95)), float(rng.uniform(0.9, 0.999))
     eps = 1e-2  # large enough that misplacing it is visible
     args = (p, g, m, v, t, lr, b1, b2, eps)
-    out = _pair(adam_step(*[a.copy() if isinstance(a, np.ndarray) else a for a in args]), "adam_step", 3)
+    out = expect_tuple(adam_step(*[a.copy() if isinstance(a, np.ndarray) else a for a in args]), "adam_step",
+                       ("param_new", "m_new", "v_new"))
     p_new, m_new, v_new = out
-    want = _adam(*args)
+    want = _reference_adam(*args)
     expect_close(m_new, want[1], "m_new", wrong={
         "m is a moving average: m = beta1 * m + (1 - beta1) * g.": b1 * m + g,
         "the weights are swapped: m = beta1 * m + (1 - beta1) * g.": (1 - b1) * m + b1 * g,
@@ -180,7 +180,7 @@ def _disc_input_grad(x, W1, b1, W2, b2, slope, mask_fn=None):
 
 
 def _disc_problem(rng):
-    n, d, h = _sizes(rng, 3, 2, 9)
+    n, d, h = random_sizes(rng, 3, 2, 9)
     W1 = rng.normal(size=(d, h))
     b1 = rng.normal(size=h)
     W2 = rng.normal(size=(h, 1))
@@ -190,6 +190,13 @@ def _disc_problem(rng):
     return x, W1, b1, W2, b2, slope
 
 
+def _disc_net(W1, b1, W2, b2, slope) -> nn.Sequential:
+    """The discriminator of Q5/Q6 built from ganlib's layers (the reference)."""
+    first, second = nn.Linear(*W1.shape, np.random.default_rng(0)), nn.Linear(*W2.shape, np.random.default_rng(0))
+    first.W[...], first.b[...], second.W[...], second.b[...] = W1, b1, W2, b2
+    return nn.Sequential(first, nn.LeakyReLU(slope), second)
+
+
 D_HINT = "with grad_h = mask * W2.T (shape (batch, hidden)), dx = grad_h @ W1.T (shape (batch, d))."
 
 
@@ -197,7 +204,9 @@ D_HINT = "with grad_h = mask * W2.T (shape (batch, hidden)), dx = grad_h @ W1.T 
 def check_q5(rng, disc_input_grad):
     x, W1, b1, W2, b2, slope = _disc_problem(rng)
     n = x.shape[0]
-    want = _disc_input_grad(x, W1, b1, W2, b2, slope)
+    disc = _disc_net(W1, b1, W2, b2, slope)
+    disc.forward(x)
+    want = disc.backward(np.ones((x.shape[0], 1)))   # d logit_i / d x_i, sample by sample
     got = _call(disc_input_grad, (x.copy(), W1.copy(), b1.copy(), W2.copy(), b2.copy(), slope),
                 "disc_input_grad", D_HINT)
     _expect_grad(got, want, "disc_input_grad(x, W1, b1, W2, b2, slope)", D_HINT, wrong={
@@ -238,10 +247,13 @@ def check_q6(rng, generator_update):
     z, A, c = rng.normal(size=(n, k)), rng.normal(size=(k, d)), rng.normal(size=d)
     lr = float(rng.uniform(0.05, 0.5))
     args = (z, A, c, W1, b1, W2, b2, slope, lr)
-    out = _pair(_call(generator_update, tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args),
-                      "generator_update", G_HINT), "generator_update")
+    out = expect_tuple(_call(generator_update, tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args),
+                             "generator_update", G_HINT), "generator_update", ("A_new", "c_new"))
     A_new, c_new = out
-    A_ref, c_ref, dA, _ = _gen_update(*args)
+    gen = nn.Linear(k, d, np.random.default_rng(0))
+    gen.W[...], gen.b[...] = A, c
+    nn.generator_step(gen, _disc_net(W1, b1, W2, b2, slope), nn.SGD(gen.parameters(), lr=lr), z.copy())
+    A_ref, c_ref = gen.W, gen.b
     as_float_array(A_new, "A_new")
     if np.shape(A_new) == (k, d) and np.allclose(A_new, A):
         raise CheckFailed("A_new equals A: the update must change the parameters (did you return the old ones?)")
@@ -252,7 +264,7 @@ def check_q6(rng, generator_update):
             _gen_update(*args, dlogit=lambda s, n: -s / n),
         "sign flip in dL/da: for -log D(G(z)) it is -(1 - D) / n, negative.": _gen_update(*args, dlogit=lambda s, n: (1 - s) / n),
     }
-    if np.shape(A_new) == (d, k) and np.allclose(np.asarray(A_new, dtype=float), (A - lr * dA).T):
+    if np.shape(A_new) == (d, k) and np.allclose(np.asarray(A_new, dtype=float), A_ref.T):
         raise CheckFailed(f"A_new is transposed: {G_HINT}")
     expect_close(A_new, A_ref, "A_new", rtol=1e-6, atol=1e-9, wrong={h: v[0] for h, v in wrongs.items()})
     expect_close(c_new, c_ref, "c_new", rtol=1e-6, atol=1e-9, wrong={h: v[1] for h, v in wrongs.items()})

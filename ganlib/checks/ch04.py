@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ganlib import games
-from ganlib.grading import CheckFailed, expect_close, expect_pair, question
+from ganlib.grading import CheckFailed, expect_close, expect_tuple, question
 
 METHOD_NAMES = tuple(games.DIRAC_METHODS)
 
@@ -35,7 +35,7 @@ def _players(rng):
 
 
 def _check_field(got, want, wrongs, name):
-    got = expect_pair(got, name)
+    got = expect_tuple(got, name, ("v_theta", "v_psi"))
     for i, player in enumerate(("v_theta (generator)", "v_psi (discriminator)")):
         expect_close(got[i], want[i], f"{name}: {player}", rtol=1e-7, atol=1e-10,
                      wrong={h: w[i] for h, w in wrongs.items() if not np.allclose(w[i], want[i])})

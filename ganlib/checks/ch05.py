@@ -14,7 +14,7 @@ import torch
 
 from ganlib import losses, theory
 from ganlib import numpy_nn as nn
-from ganlib.grading import CheckFailed, as_float_array, expect_close, question
+from ganlib.grading import CheckFailed, as_float_array, expect_close, question, random_sizes, to_numpy
 
 F64 = torch.float64
 
@@ -23,22 +23,9 @@ def _t(a) -> torch.Tensor:
     return torch.tensor(np.asarray(a, dtype=float), dtype=F64)
 
 
-def _num(value, what: str, shape=None) -> np.ndarray:
-    """A learner's tensor (or number) as a float array, with clear messages."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().double().numpy()
-    return as_float_array(value, what, shape)
-
-
-def _raw(value) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().double().numpy()
-    return np.asarray(value, dtype=float)
-
-
 def _finite(value) -> bool:
     try:
-        return bool(np.all(np.isfinite(_raw(value))))
+        return bool(np.all(np.isfinite(to_numpy(value))))
     except (TypeError, ValueError):
         return True  # let the shape and type checks report it
 
@@ -52,10 +39,6 @@ def _scalar_tensor(value, what: str) -> torch.Tensor:
     if value.numel() != 1:
         raise CheckFailed(f"{what} should return a scalar (the mean over the batch), got shape {tuple(value.shape)}")
     return value.reshape(())
-
-
-def _sizes(rng, k=3, low=2, high=8):
-    return [int(v) for v in rng.choice(np.arange(low, high + 1), size=k, replace=False)]
 
 
 # --------------------------------------------------------------------------- Q1 a layer in torch
@@ -72,12 +55,12 @@ def _np_dense(x, W, b, slope, grad_out):
 @question("q1", "a Linear + LeakyReLU layer in torch, gradients by autograd", 2,
           needs=["dense_forward", "dense_backward_autograd"])
 def check_q1(rng, dense_forward, dense_backward_autograd):
-    n, d_in, d_out = _sizes(rng)
+    n, d_in, d_out = random_sizes(rng)
     x, W, b = rng.normal(size=(n, d_in)), rng.normal(size=(d_in, d_out)), rng.normal(size=d_out)
     slope, g = float(rng.uniform(0.05, 0.4)), rng.normal(size=(n, d_out))
     y_ref, dx_ref, dW_ref, db_ref = _np_dense(x, W, b, slope, g)
     y = dense_forward(_t(x), _t(W), _t(b), slope)
-    expect_close(_num(y, "dense_forward(x, W, b, slope)"), y_ref, "dense_forward(x, W, b, slope)", wrong={
+    expect_close(as_float_array(y, "dense_forward(x, W, b, slope)"), y_ref, "dense_forward(x, W, b, slope)", wrong={
         "that is ReLU: LeakyReLU keeps slope * y for y <= 0 (torch.nn.functional.leaky_relu(y, slope)).":
             np.maximum(x @ W + b, 0),
         "the activation is missing: apply LeakyReLU to x @ W + b.": x @ W + b,
@@ -90,7 +73,7 @@ def check_q1(rng, dense_forward, dense_backward_autograd):
     out = dense_backward_autograd(_t(x), _t(W), _t(b), slope, _t(g))
     if not isinstance(out, (tuple, list)) or len(out) != 3:
         raise CheckFailed(f"dense_backward_autograd should return (dx, dW, db), got {type(out).__name__}")
-    dx, dW, db = (_num(v, name) for v, name in zip(out, ("dx", "dW", "db")))
+    dx, dW, db = (as_float_array(v, name) for v, name in zip(out, ("dx", "dW", "db")))
     mask = np.where(x @ W + b > 0, 1.0, slope)
     ones = np.ones_like(g)
     wrong_dx = {
@@ -124,7 +107,7 @@ def check_q2(rng, nonsaturating_loss):
         got, failed = None, exc
     if failed is not None or not _finite(got):
         try:
-            probs_ok = np.allclose(_raw(nonsaturating_loss(_t(theory.sigmoid(a)))), want, rtol=1e-6)
+            probs_ok = np.allclose(to_numpy(nonsaturating_loss(_t(theory.sigmoid(a)))), want, rtol=1e-6)
         except Exception:
             probs_ok = False
         if probs_ok:
@@ -134,7 +117,7 @@ def check_q2(rng, nonsaturating_loss):
         if failed is not None:
             raise failed
     got = _scalar_tensor(got, "nonsaturating_loss(logits)")
-    expect_close(_num(got, "nonsaturating_loss(logits)"), want, "nonsaturating_loss(logits)", wrong={
+    expect_close(as_float_array(got, "nonsaturating_loss(logits)"), want, "nonsaturating_loss(logits)", wrong={
         "that is the saturating loss log(1 - D) = -softplus(logits); the non-saturating one is -log D = softplus(-logits).":
             theory.generator_loss_saturating(a),
         "sign flip: -log D(G(z)) = softplus(-logits), which is positive.": -want,
@@ -149,7 +132,7 @@ def check_q2(rng, nonsaturating_loss):
     if not _finite(got_big):
         raise CheckFailed("not stable: for logits -800, log(sigmoid(a)) underflows to log(0) = -inf. "
                           "Use the identity -log sigmoid(a) = softplus(-a).")
-    expect_close(_num(got_big, "nonsaturating_loss(logits)"), theory.generator_loss_nonsaturating(big),
+    expect_close(as_float_array(got_big, "nonsaturating_loss(logits)"), theory.generator_loss_nonsaturating(big),
                  "nonsaturating_loss at logits (-150, -800, 30)", rtol=1e-9)
 
 
@@ -158,14 +141,14 @@ def check_q2(rng, nonsaturating_loss):
 
 @question("q3", "hinge loss for D and G", 2, needs=["hinge_d_loss", "hinge_g_loss"])
 def check_q3(rng, hinge_d_loss, hinge_g_loss):
-    n_real, n_fake = _sizes(rng, 2, 3, 12)
+    n_real, n_fake = random_sizes(rng, 2, 3, 12)
     real, fake = rng.normal(0.5, 1.5, size=(n_real, 1)), rng.normal(-0.5, 1.5, size=(n_fake, 1))
     real[0, 0], fake[0, 0] = 2.5, -2.5  # outside the margin: no loss from these
     relu = lambda v: np.maximum(v, 0)
     want = float(np.mean(relu(1 - real)) + np.mean(relu(1 + fake)))
     got = _scalar_tensor(hinge_d_loss(_t(real), _t(fake)), "hinge_d_loss(real, fake)")
     both = np.concatenate([relu(1 - real), relu(1 + fake)])
-    expect_close(_num(got, "hinge_d_loss"), want, "hinge_d_loss(real, fake)", wrong={
+    expect_close(as_float_array(got, "hinge_d_loss"), want, "hinge_d_loss(real, fake)", wrong={
         "sign of the fake term: the discriminator pushes fakes *below* -1, so it pays max(0, 1 + D(G(z))).":
             float(np.mean(relu(1 - real)) + np.mean(relu(1 - fake))),
         "the max(0, .) is missing: samples beyond the margin must contribute nothing.":
@@ -174,7 +157,7 @@ def check_q3(rng, hinge_d_loss, hinge_g_loss):
         "the loss is a mean over the batch, not a sum.": float(np.sum(relu(1 - real)) + np.sum(relu(1 + fake))),
     })
     got = _scalar_tensor(hinge_g_loss(_t(fake)), "hinge_g_loss(fake)")
-    expect_close(_num(got, "hinge_g_loss"), -float(np.mean(fake)), "hinge_g_loss(fake)", wrong={
+    expect_close(as_float_array(got, "hinge_g_loss"), -float(np.mean(fake)), "hinge_g_loss(fake)", wrong={
         "the generator's hinge loss has no margin: L_G = -E[D(G(z))], no max(0, .).": float(np.mean(relu(1 - fake))),
         "sign flip: the generator wants D(G(z)) large, so it minimises -E[D(G(z))].": float(np.mean(fake)),
     })
@@ -262,7 +245,7 @@ def check_q4(rng, gradient_penalty):
     if len(shape) == 4:
         wrong["for images, flatten each sample before the norm: grad.reshape(n, -1).norm(dim=1), "
               "not grad.norm(dim=1)."] = lam * np.mean((np.linalg.norm(g.reshape(shape), axis=1) - 1) ** 2)
-    expect_close(_num(value, "gradient_penalty"), want, "gradient_penalty(critic, real, fake, lam)",
+    expect_close(as_float_array(value, "gradient_penalty"), want, "gradient_penalty(critic, real, fake, lam)",
                  rtol=1e-6, wrong=wrong | {
         "the norm is per sample: flatten each sample's gradient, grad.reshape(n, -1).norm(dim=1), "
         "not one norm over the whole batch.": lam * (np.linalg.norm(g) - 1) ** 2,
@@ -276,7 +259,7 @@ def check_q4(rng, gradient_penalty):
     grads = _differentiable(value, critic, "the penalty")
     ref = losses.gradient_penalty(critic, real, fake, lam, eps=torch.from_numpy(eps[:, 0].copy()))
     for got_g, want_g in zip(grads, torch.autograd.grad(ref, critic.params())):
-        expect_close(_num(got_g, "d penalty / d critic parameters"), want_g.numpy(),
+        expect_close(as_float_array(got_g, "d penalty / d critic parameters"), want_g.numpy(),
                      "the penalty's gradient with respect to the critic's parameters", rtol=1e-6)
 
 
@@ -292,7 +275,7 @@ def check_q5(rng, r1_penalty):
     g = critic.grads(real).numpy()
     sq = np.sum(g**2, axis=1)
     want = gamma / 2 * np.mean(sq)
-    expect_close(_num(value, "r1_penalty"), want, "r1_penalty(critic, real, gamma)", rtol=1e-6, wrong={
+    expect_close(as_float_array(value, "r1_penalty"), want, "r1_penalty(critic, real, gamma)", rtol=1e-6, wrong={
         "the factor is gamma / 2, not gamma.": gamma * np.mean(sq),
         "R1 uses the *squared* norm ||grad||^2, not the norm.": gamma / 2 * np.mean(np.sqrt(sq)),
         "average over the batch: gamma / 2 * mean of the per-sample squared norms, not their sum "
@@ -302,7 +285,7 @@ def check_q5(rng, r1_penalty):
     })
     grads = _differentiable(value, critic, "the R1 penalty")
     for got_g, want_g in zip(grads, torch.autograd.grad(losses.r1_penalty(critic, real, gamma), critic.params())):
-        expect_close(_num(got_g, "d R1 / d critic parameters"), want_g.numpy(),
+        expect_close(as_float_array(got_g, "d R1 / d critic parameters"), want_g.numpy(),
                      "the R1 penalty's gradient with respect to the critic's parameters", rtol=1e-6)
 
 

@@ -68,3 +68,30 @@ def assert_rejected(make_notebook, notebook: str, chapter: str, name: str, sourc
     assert hint in results[key].feedback, grading.format_report(report)
     others = [r for r in report.results if r.key != key and r.key not in may_also_fail]
     assert all(r.passed for r in others), grading.format_report(report)
+
+
+def solution_namespace(chapter_file: str) -> dict:
+    """The definitions of a solution notebook, loaded exactly as the grader loads a submission."""
+    from ganlib import grading
+
+    nb = json.loads((SOLUTIONS / chapter_file).read_text())
+    namespace, errors = grading.load_definitions(grading.extract_definitions(nb).cells)
+    assert not errors, errors
+    return namespace
+
+
+def assert_questions_fast(chapter_file: str, questions, seeds=(0,), limit: float = 1.0):
+    """Every question passes on the solution's answers within ``limit`` seconds, for each seed."""
+    import time
+
+    import numpy as np
+
+    ns = solution_namespace(chapter_file)
+    times = {}
+    for seed in seeds:
+        for q in questions:
+            start = time.perf_counter()
+            result = q.evaluate(*[ns[n] for n in q.needs], rng=np.random.default_rng(seed))
+            assert result.passed, (q.key, result.feedback)
+            times[q.key] = max(times.get(q.key, 0.0), time.perf_counter() - start)
+    assert max(times.values()) < limit, times

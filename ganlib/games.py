@@ -257,10 +257,7 @@ def run(
         if rule == "simultaneous":
             x_new, y_new = simultaneous_step(grad, x, y, eta)
         elif rule == "alternating":
-            if (n_x, n_y) == (1, 1) and project is None:
-                x_new, y_new = alternating_step(grad, x, y, eta)
-            else:
-                x_new, y_new = alternating_round(grad, x, y, eta, n_x=n_x, n_y=n_y, project=project)
+            x_new, y_new = alternating_round(grad, x, y, eta, n_x=n_x, n_y=n_y, project=project)
         elif rule == "extragradient":
             x_new, y_new = extragradient_step(grad, x, y, eta)
         else:

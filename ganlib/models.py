@@ -56,7 +56,7 @@ class Standardize(nn.Module):
         return f"mean={np.round(self.mean.cpu().numpy(), 3)}, std={np.round(self.std.cpu().numpy(), 3)}"
 
 
-_ACTS = {"leaky_relu": None, "relu": nn.ReLU, "tanh": nn.Tanh}
+_ACTS = {"leaky_relu": nn.LeakyReLU, "relu": lambda slope: nn.ReLU(), "tanh": lambda slope: nn.Tanh()}
 
 
 def _init_(layer: nn.Linear, init: str) -> None:
@@ -106,7 +106,7 @@ def mlp(sizes: Sequence[int], activation: str = "leaky_relu", slope: float = 0.2
         _init_(lin, init)
         layers.append(lin)
         if i < len(sizes) - 2:
-            layers.append(nn.LeakyReLU(slope) if activation == "leaky_relu" else _ACTS[activation]())
+            layers.append(_ACTS[activation](slope))
     return nn.Sequential(*layers)
 
 

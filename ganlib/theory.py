@@ -381,9 +381,7 @@ def kl(p: ArrayLike, q: ArrayLike, dx: float) -> float:
     _same_shape(p=p, q=q)
     if np.any((p > 0) & (q == 0)):
         return float("inf")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, p * (np.log(np.where(p > 0, p, 1.0)) - np.log(np.where(p > 0, q, 1.0))), 0.0)
-    return float(np.sum(terms) * dx)
+    return float(np.sum(_xlogy(p, p) - _xlogy(p, q)) * dx)
 
 
 def jsd(p: ArrayLike, q: ArrayLike, dx: float) -> float:

@@ -744,7 +744,7 @@ def alternating_eigenvalues(h: float, fprime0: float, n_g: int = 1, n_d: int = 1
     return np.array([c + root, c - root])
 
 
-def measured_rate(traj: np.ndarray, start: int | None = None) -> float:
+def measured_rate(traj: np.ndarray, start: int | None = None, jordan: bool = False) -> float:
     """Per-step growth factor of the distance to ``(0, 0)``: ``(r_T / r_s) ** (1 / (T - s))``.
 
     Parameters
@@ -753,6 +753,9 @@ def measured_rate(traj: np.ndarray, start: int | None = None) -> float:
         A trajectory from :func:`run`.
     start : int, optional
         First step used (default ``T // 2``, to skip transients).
+    jordan : bool
+        The update matrix has a double eigenvalue (a Jordan block), so ``r_t ~ t rho^t``:
+        divide ``r_t`` by ``t`` first to measure ``rho``.
 
     Examples
     --------
@@ -763,5 +766,7 @@ def measured_rate(traj: np.ndarray, start: int | None = None) -> float:
     traj = np.asarray(traj, dtype=float)
     r = np.hypot(traj[:, 0], traj[:, 1])
     T = len(r) - 1
+    if jordan:
+        r = r / np.maximum(np.arange(T + 1), 1)
     s = T // 2 if start is None else start
     return float((r[T] / r[s]) ** (1.0 / (T - s)))

@@ -164,3 +164,9 @@ def test_plot_game_draws_field_and_trajectories():
     assert len(ax.collections) == 1  # the quiver
     with pytest.raises(ValueError, match="shape"):
         plot_game(g, {"bad": np.zeros((3, 3))})
+
+
+def test_measured_rate_with_a_double_root():
+    traj = games.run(games.bilinear(), "optimistic", (0.7, -0.3), 0.5, 400)
+    assert games.measured_rate(traj, jordan=True) == pytest.approx(1 / np.sqrt(2), rel=2e-3)
+    assert games.measured_rate(traj) > 1.002 / np.sqrt(2)  # without the correction the t factor biases it up

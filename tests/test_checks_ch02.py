@@ -39,6 +39,9 @@ WRONG = {
     "q4d": ("bce_with_logits", "def bce_with_logits(logits, targets):\n"
             "    sp = lambda z: np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))\n"
             "    return -float(np.mean(targets * sp(-logits) + (1 - targets) * sp(logits)))", "sign is flipped"),
+    "q4e": ("bce_with_logits", "def bce_with_logits(logits, targets):\n"
+            "    sp = lambda z: np.log1p(np.exp(z))\n"
+            "    return float(np.mean(targets * sp(-logits) + (1 - targets) * sp(logits)))", "overflows to inf"),
     "q5": ("generator_loss_grads", "def generator_loss_grads(a):\n    D = 1 / (1 + np.exp(-a))\n    return -D, 1 - D",
            "*objective* log D"),
     "q5b": ("generator_loss_grads", "def generator_loss_grads(a):\n    D = 1 / (1 + np.exp(-a))\n    return D, -(1 - D)",
@@ -59,14 +62,33 @@ def test_plausible_wrong_answer_is_rejected_with_hint(case, make_notebook):
     assert_rejected(make_notebook, NB, "02", name, IMPORT + source, case[:2], hint, seed=5)
 
 
-def test_naive_sigmoid_is_correct_for_moderate_logits_but_fails_at_100(make_notebook):
+def test_naive_sigmoid_is_correct_for_moderate_logits_but_fails_at_extreme_logits(make_notebook):
     """The naive BCE passes the first part (so the failure message is about stability, not the formula)."""
     src = ("import numpy as np\ndef bce_with_logits(logits, targets):\n    D = 1 / (1 + np.exp(-logits))\n"
            "    return -np.mean(targets * np.log(D) + (1 - targets) * np.log(1 - D))")
     report = grading.grade_notebook(make_notebook([src], chapter="02"), seed=3)
     q4 = {r.key: r for r in report.results}["q4"]
     assert q4.status == grading.FAILED
-    assert "up to +-100" in q4.feedback and "softplus" in q4.feedback
+    assert "up to +-800" in q4.feedback and "softplus" in q4.feedback
+
+
+def test_log1p_exp_passes_moderate_logits_and_fails_at_800_under_every_seed():
+    """log1p(exp(z)) is exact up to z ~ 709: only the extreme logits, tested on every run, reveal it."""
+    import numpy as np
+
+    from ganlib.checks import ch02
+
+    def bce_with_logits(logits, targets):
+        sp = lambda z: np.log1p(np.exp(z))  # noqa: E731
+        return float(np.mean(targets * sp(-logits) + (1 - targets) * sp(logits)))
+
+    a, t = np.linspace(-30, 30, 41), (np.arange(41) % 2).astype(float)
+    from ganlib import theory
+
+    assert np.isclose(bce_with_logits(a, t), theory.bce_with_logits(a, t), rtol=1e-12)
+    for seed in range(10):
+        r = ch02.check_q4.evaluate(bce_with_logits, rng=np.random.default_rng(seed))
+        assert r.status == grading.FAILED and "+-800" in r.feedback
 
 
 def test_hard_coded_example_does_not_pass(make_notebook):

@@ -34,6 +34,10 @@ WRONG = {
             "not stable"),
     "q2e": ("nonsaturating_loss", HEAD + "def nonsaturating_loss(logits):\n    return F.softplus(-torch.sigmoid(logits)).mean()",
             "a sigmoid too many"),
+    "q1d": ("dense_forward", HEAD + "def dense_forward(x, W, b, slope):\n    return F.leaky_relu(x @ W + b.detach(), slope)\n"
+            + BACK + "    return torch.autograd.grad(y, [x, W, b], grad_out)", "does not depend on b"),
+    "q2f": ("nonsaturating_loss", HEAD + "def nonsaturating_loss(logits):\n"
+            "    return F.binary_cross_entropy(torch.sigmoid(logits), torch.ones_like(logits))", "clamps log(D) at -100"),
     "q3": ("hinge_d_loss", HEAD + "def hinge_d_loss(real, fake):\n    return F.relu(1 - real).mean() + F.relu(1 - fake).mean()\n"
            "def hinge_g_loss(fake):\n    return -fake.mean()", "sign of the fake term"),
     "q3b": ("hinge_d_loss", HEAD + "def hinge_d_loss(real, fake):\n    return torch.cat([F.relu(1 - real), F.relu(1 + fake)]).mean()\n"
@@ -66,8 +70,8 @@ def test_plausible_wrong_answer_is_rejected_with_hint(case, make_notebook):
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_wrong_penalties_are_caught_for_every_input_shape(seed):
-    """Seeds draw both vector and image batches; the mistakes are caught in either case."""
+def test_wrong_penalties_are_caught_under_every_seed(seed):
+    """Every run tests both vector and image batches, so the mistakes are caught whatever the seed."""
     import numpy as np
 
     from ganlib.checks import ch05

@@ -2,7 +2,8 @@
 
 Answers are compared with ganlib's reference (``ganlib.theory``, itself tested against
 closed forms and finite differences) on freshly drawn random grids, random densities
-(with zeros, and with disjoint supports) and random logits up to +-100, so hard-coding
+(with zeros, and with disjoint supports) and logits up to +-800 (past the float64 overflow of
+exp at about 709), so hard-coding
 the notebook's example cannot pass. Typical mistakes (swapped arguments, sign errors,
 a missing ``dx``, log base 2, a naive sigmoid) get specific feedback.
 """
@@ -14,7 +15,7 @@ import math
 import numpy as np
 
 from ganlib import theory
-from ganlib.grading import CheckFailed, as_float_array, expect_close, expect_tuple, question
+from ganlib.grading import CheckFailed, as_float_array, expect_close, expect_tuple, question, summarize
 
 LOG2, LOG4 = math.log(2.0), math.log(4.0)
 
@@ -132,8 +133,10 @@ def check_q3(rng, jsd):
 
 # --------------------------------------------------------------------------- Q4
 
-_EXTREME = np.array([-100.0, -100.0, -40.0, -40.0, 40.0, 40.0, 100.0, 100.0])
-_EXTREME_T = np.array([0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0])
+# every sign and label at moderate, large and extreme logits: exp(800) overflows float64 (past about 709),
+# so log1p(exp(z)) and 1 / (1 + exp(-z)) both fail there, whatever the seed
+_EXTREME = np.repeat([-800.0, -100.0, -40.0, 40.0, 100.0, 800.0], 2)
+_EXTREME_T = np.tile([0.0, 1.0], 6)
 
 
 @question("q4", "numerically stable BCE from logits", 2, needs=["bce_with_logits"])
@@ -155,7 +158,7 @@ def check_q4(rng, bce_with_logits):
     ts = rng.uniform(0, 1, size=n)
     expect_close(bce_with_logits(a.copy(), ts.copy()), theory.bce_with_logits(a, ts),
                  "bce_with_logits(logits, targets) with soft targets in [0, 1]", rtol=1e-7)
-    # large logits
+    # large and extreme logits
     k = int(rng.integers(4, 20))
     a = np.concatenate([_EXTREME, rng.uniform(-100, 100, size=k)])
     t = np.concatenate([_EXTREME_T, (rng.random(k) < 0.5).astype(float)])
@@ -169,19 +172,15 @@ def check_q4(rng, bce_with_logits):
         arr = as_float_array(got, "bce_with_logits(logits, targets)")
     if arr.size and not np.all(np.isfinite(arr)):
         raise CheckFailed(
-            f"bce_with_logits returned {_fmt(arr)} for logits up to +-100: the loss must stay finite. "
-            "With a naive D = 1 / (1 + exp(-a)), 1 - D rounds to exactly 0 once a > ~37, so log(1 - D) = log(0) = -inf "
-            "(and exp(-a) overflows for a < -709). Work with logits: log D = -softplus(-a), log(1 - D) = -softplus(a), "
-            "softplus(a) = max(a, 0) + log1p(exp(-|a|)).")
+            f"bce_with_logits returned {summarize(arr)} for logits up to +-800: the loss must stay finite. "
+            "With a naive D = 1 / (1 + exp(-a)), 1 - D rounds to exactly 0 once a > ~37, so log(1 - D) = log(0) = -inf; "
+            "log1p(exp(a)) overflows to inf once a > ~709. Work with logits: log D = -softplus(-a), "
+            "log(1 - D) = -softplus(a), softplus(a) = max(a, 0) + log1p(exp(-|a|)).")
     if not np.allclose(arr, want, rtol=1e-7, atol=1e-9):
         raise CheckFailed(
-            f"bce_with_logits = {_fmt(arr)} for logits up to +-100, expected {want:.6f}. Clipping D (or adding an eps "
-            "inside the log) keeps the loss finite but wrong: the exact loss for logit 100 with label 0 is 100, not "
+            f"bce_with_logits = {summarize(arr)} for logits up to +-800, expected {want:.6f}. Clipping D (or adding an "
+            "eps inside the log) keeps the loss finite but wrong: the exact loss for logit 100 with label 0 is 100, not "
             "-log(eps). Use log D = -softplus(-a), log(1 - D) = -softplus(a).")
-
-
-def _fmt(arr: np.ndarray) -> str:
-    return f"{float(arr):.6g}" if arr.size == 1 else np.array2string(arr, precision=6, threshold=6)
 
 
 # --------------------------------------------------------------------------- Q5

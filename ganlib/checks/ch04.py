@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ganlib import games
-from ganlib.grading import CheckFailed, expect_close, expect_tuple, question
+from ganlib.grading import CheckFailed, expect_close, expect_tuple, question, summarize
 
 METHOD_NAMES = tuple(games.DIRAC_METHODS)
 
@@ -83,11 +83,11 @@ def _expect_eigs(got, want, what, wrongs):
     try:
         got = np.asarray(got, dtype=complex).ravel()
     except (TypeError, ValueError):
-        raise CheckFailed(f"{what} should return two (complex) numbers, got {got!r}") from None
+        raise CheckFailed(f"{what} should return two (complex) numbers, got {summarize(got)}") from None
     if got.shape != (2,):
         raise CheckFailed(f"{what} should return 2 eigenvalues, got {got.shape[0]}")
     if not np.all(np.isfinite(got)):
-        raise CheckFailed(f"{what} contains NaN or inf: {got}")
+        raise CheckFailed(f"{what} contains NaN or inf: {_eigs(got)}")
     g, w = np.sort_complex(got), np.sort_complex(np.asarray(want, dtype=complex))
     stack = lambda z: np.concatenate([np.sort_complex(np.round(z, 8)).real, np.sort_complex(np.round(z, 8)).imag])
     if np.allclose(stack(got), stack(want), atol=1e-6):
@@ -95,7 +95,11 @@ def _expect_eigs(got, want, what, wrongs):
     for hint, value in wrongs.items():
         if np.allclose(stack(got), stack(np.asarray(value, dtype=complex)), atol=1e-6):
             raise CheckFailed(f"{what} is wrong: {hint}")
-    raise CheckFailed(f"{what} = {g}, expected {w}")
+    raise CheckFailed(f"{what} = {_eigs(g)}, expected {_eigs(w)}")
+
+
+def _eigs(z: np.ndarray) -> str:
+    return "[" + ", ".join(f"{complex(v).real:.6g}{complex(v).imag:+.6g}j" for v in np.ravel(z)[:4]) + "]"
 
 
 @question("q3", "instance-noise eigenvalues", 2, needs=["instance_noise_eigenvalues"])

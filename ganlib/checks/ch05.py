@@ -5,6 +5,9 @@ stable losses or :mod:`ganlib.losses` on fresh random shapes and values, in floa
 penalty questions watch what the learner's code feeds the critic (the interpolates) and
 check it against the definition: one ``eps`` per sample, the norm per sample, and a
 penalty that can be backpropagated into the critic's parameters (``create_graph=True``).
+Every input kind a question cares about is tested on every run (the penalties on flat
+``(n, d)`` and image-shaped ``(n, C, H, W)`` batches, the losses at extreme logits), so the
+grade of a submission does not depend on the seed.
 """
 
 from __future__ import annotations
@@ -67,9 +70,16 @@ def check_q1(rng, dense_forward, dense_backward_autograd):
         "the bias is missing: y = x @ W + b before the activation.": np.where(x @ W > 0, x @ W, slope * (x @ W)),
     })
     xt, Wt, bt = _t(x).requires_grad_(True), _t(W).requires_grad_(True), _t(b).requires_grad_(True)
-    if not dense_forward(xt, Wt, bt, slope).requires_grad:
+    y = dense_forward(xt, Wt, bt, slope)
+    if not isinstance(y, torch.Tensor) or not y.requires_grad:
         raise CheckFailed("dense_forward's output is not connected to x, W, b: stay in torch "
                           "(no .numpy(), .item(), .detach() or .data inside).")
+    grads = torch.autograd.grad(y.sum(), [xt, Wt, bt], allow_unused=True)
+    cut = [name for name, gr in zip("xWb", grads) if gr is None]
+    if cut:
+        raise CheckFailed(f"dense_forward's output does not depend on {', '.join(cut)} through autograd, so "
+                          "dense_backward_autograd cannot get its gradient: inside dense_forward, use the inputs "
+                          "directly (no .detach(), .data, .clone().detach() or torch.tensor(...) copies).")
     out = dense_backward_autograd(_t(x), _t(W), _t(b), slope, _t(g))
     if not isinstance(out, (tuple, list)) or len(out) != 3:
         raise CheckFailed(f"dense_backward_autograd should return (dx, dW, db), got {type(out).__name__}")
@@ -132,8 +142,15 @@ def check_q2(rng, nonsaturating_loss):
     if not _finite(got_big):
         raise CheckFailed("not stable: for logits -800, log(sigmoid(a)) underflows to log(0) = -inf. "
                           "Use the identity -log sigmoid(a) = softplus(-a).")
+    with np.errstate(divide="ignore"):
+        clamped = float(np.mean(np.minimum(-np.log(theory.sigmoid(big)), 100.0)))  # torch clamps log at -100
     expect_close(as_float_array(got_big, "nonsaturating_loss(logits)"), theory.generator_loss_nonsaturating(big),
-                 "nonsaturating_loss at logits (-150, -800, 30)", rtol=1e-9)
+                 "nonsaturating_loss at logits (-150, -800, 30)", rtol=1e-9, wrong={
+        "right for moderate logits but capped at 100 per sample for very negative ones: torch's "
+        "binary_cross_entropy (and anything that takes the log of a probability with a floor) clamps log(D) at "
+        "-100, and sigmoid(-800) = 0. Work with the logits: softplus(-logits).mean(), or "
+        "binary_cross_entropy_with_logits.": clamped,
+    })
 
 
 # --------------------------------------------------------------------------- Q3 hinge
@@ -192,10 +209,10 @@ class _Critic:
 
 
 def _penalty_inputs(rng):
+    """Both input kinds, every time: a flat batch (n, d) and an image batch (n, C, H, W)."""
     n = int(rng.integers(6, 12))
-    shape = (n, int(rng.integers(2, 5))) if rng.uniform() < 0.5 else (n, 2, 2, 3)
-    d = int(np.prod(shape[1:]))
-    return n, shape, d
+    for shape in ((n, int(rng.integers(2, 5))), (n, 2, 2, 3)):
+        yield n, shape, int(np.prod(shape[1:])), f" on a batch of shape {shape}"
 
 
 def _differentiable(value, critic, what):
@@ -212,81 +229,86 @@ def _differentiable(value, critic, what):
 
 @question("q4", "WGAN-GP gradient penalty", 3, needs=["gradient_penalty"])
 def check_q4(rng, gradient_penalty):
-    n, shape, d = _penalty_inputs(rng)
-    critic = _Critic(rng, d)
-    real = rng.normal(0, 1, size=shape)
-    fake = real + rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.5, 2.0, size=shape)  # no entry of real - fake near 0
-    real, fake = _t(real), _t(fake)
-    lam = float(rng.choice([1.0, 5.0, 10.0]))
-    torch.manual_seed(int(rng.integers(2**31)))
-    value = _scalar_tensor(gradient_penalty(critic, real, fake, lam), "gradient_penalty(critic, real, fake, lam)")
-    calls = [c for c in critic.calls if c.shape == real.shape]
-    if not calls:
-        raise CheckFailed(f"the critic was never called on a batch of shape {tuple(real.shape)} "
-                          "(the interpolates x_hat, same shape as real and fake).")
-    x_hat = calls[-1]
-    # x_hat = eps * real + (1 - eps) * fake, so eps = (x_hat - fake) / (real - fake), entry by entry
-    eps = ((x_hat - fake) / (real - fake)).reshape(n, -1).numpy()
-    if not np.all((eps > -1e-9) & (eps < 1 + 1e-9)):
-        raise CheckFailed("the critic's input is not between real and fake samples: "
-                          "x_hat = eps * real + (1 - eps) * fake with eps in [0, 1].")
-    per_sample = np.ptp(eps, axis=1) < 1e-9
-    if not np.all(per_sample):
-        raise CheckFailed("eps differs between the entries of one sample: draw one eps per sample, "
-                          "shape (batch, 1, ..., 1), e.g. torch.rand(n, *[1] * (real.dim() - 1)), "
-                          "not torch.rand_like(real).")
-    if np.ptp(eps[:, 0]) < 1e-9:
-        raise CheckFailed("one eps for the whole batch: every sample must get its own eps ~ U[0, 1], "
-                          "shape (batch, 1, ..., 1), so the interpolates cover the segments between the pairs.")
-    g = critic.grads(x_hat).numpy()
-    norms = np.linalg.norm(g, axis=1)
-    want = lam * np.mean((norms - 1) ** 2)
-    wrong = {}
-    if len(shape) == 4:
-        wrong["for images, flatten each sample before the norm: grad.reshape(n, -1).norm(dim=1), "
-              "not grad.norm(dim=1)."] = lam * np.mean((np.linalg.norm(g.reshape(shape), axis=1) - 1) ** 2)
-    expect_close(as_float_array(value, "gradient_penalty"), want, "gradient_penalty(critic, real, fake, lam)",
-                 rtol=1e-6, wrong=wrong | {
-        "the norm is per sample: flatten each sample's gradient, grad.reshape(n, -1).norm(dim=1), "
-        "not one norm over the whole batch.": lam * (np.linalg.norm(g) - 1) ** 2,
-        "that uses the squared norm: the penalty is (||grad|| - 1)^2 with the Euclidean norm itself.":
-            lam * np.mean((norms**2 - 1) ** 2),
-        "lam is missing: multiply by lam.": np.mean((norms - 1) ** 2),
-        "average over the batch: the penalty is lam * mean((||grad|| - 1)^2), not a sum.": lam * np.sum((norms - 1) ** 2),
-        "the penalty is (||grad|| - 1)^2 (two-sided), not max(0, ||grad|| - 1)^2.":
-            lam * np.mean(np.maximum(norms - 1, 0) ** 2),
-    })
-    grads = _differentiable(value, critic, "the penalty")
-    ref = losses.gradient_penalty(critic, real, fake, lam, eps=torch.from_numpy(eps[:, 0].copy()))
-    for got_g, want_g in zip(grads, torch.autograd.grad(ref, critic.params())):
-        expect_close(as_float_array(got_g, "d penalty / d critic parameters"), want_g.numpy(),
-                     "the penalty's gradient with respect to the critic's parameters", rtol=1e-6)
+    for n, shape, d, on in _penalty_inputs(rng):
+        critic = _Critic(rng, d)
+        real = rng.normal(0, 1, size=shape)
+        fake = real + rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.5, 2.0, size=shape)  # no entry of real - fake near 0
+        real, fake = _t(real), _t(fake)
+        lam = float(rng.choice([1.0, 5.0, 10.0]))
+        torch.manual_seed(int(rng.integers(2**31)))
+        value = _scalar_tensor(gradient_penalty(critic, real, fake, lam), "gradient_penalty(critic, real, fake, lam)" + on)
+        calls = [c for c in critic.calls if c.shape == real.shape]
+        if not calls:
+            raise CheckFailed(f"the critic was never called on a batch of shape {tuple(real.shape)} "
+                              "(the interpolates x_hat, same shape as real and fake).")
+        x_hat = calls[-1]
+        # x_hat = eps * real + (1 - eps) * fake, so eps = (x_hat - fake) / (real - fake), entry by entry
+        eps = ((x_hat - fake) / (real - fake)).reshape(n, -1).numpy()
+        if not np.all((eps > -1e-9) & (eps < 1 + 1e-9)):
+            raise CheckFailed("the critic's input is not between real and fake samples: "
+                              "x_hat = eps * real + (1 - eps) * fake with eps in [0, 1].")
+        per_sample = np.ptp(eps, axis=1) < 1e-9
+        if not np.all(per_sample):
+            raise CheckFailed("eps differs between the entries of one sample: draw one eps per sample, "
+                              "shape (batch, 1, ..., 1), e.g. torch.rand(n, *[1] * (real.dim() - 1)), "
+                              "not torch.rand_like(real).")
+        if np.ptp(eps[:, 0]) < 1e-9:
+            raise CheckFailed("one eps for the whole batch: every sample must get its own eps ~ U[0, 1], "
+                              "shape (batch, 1, ..., 1), so the interpolates cover the segments between the pairs.")
+        g = critic.grads(x_hat).numpy()
+        norms = np.linalg.norm(g, axis=1)
+        want = lam * np.mean((norms - 1) ** 2)
+        wrong = {}
+        if len(shape) == 4:
+            wrong["for images, flatten each sample before the norm: grad.reshape(n, -1).norm(dim=1), "
+                  "not grad.norm(dim=1)."] = lam * np.mean((np.linalg.norm(g.reshape(shape), axis=1) - 1) ** 2)
+        expect_close(as_float_array(value, "gradient_penalty"), want, "gradient_penalty(critic, real, fake, lam)" + on,
+                     rtol=1e-6, wrong=wrong | {
+            "the norm is per sample: flatten each sample's gradient, grad.reshape(n, -1).norm(dim=1), "
+            "not one norm over the whole batch.": lam * (np.linalg.norm(g) - 1) ** 2,
+            "that uses the squared norm: the penalty is (||grad|| - 1)^2 with the Euclidean norm itself.":
+                lam * np.mean((norms**2 - 1) ** 2),
+            "lam is missing: multiply by lam.": np.mean((norms - 1) ** 2),
+            "average over the batch: the penalty is lam * mean((||grad|| - 1)^2), not a sum.": lam * np.sum((norms - 1) ** 2),
+            "the penalty is (||grad|| - 1)^2 (two-sided), not max(0, ||grad|| - 1)^2.":
+                lam * np.mean(np.maximum(norms - 1, 0) ** 2),
+        })
+        grads = _differentiable(value, critic, "the penalty")
+        ref = losses.gradient_penalty(critic, real, fake, lam, eps=torch.from_numpy(eps[:, 0].copy()))
+        for got_g, want_g in zip(grads, torch.autograd.grad(ref, critic.params())):
+            expect_close(as_float_array(got_g, "d penalty / d critic parameters"), want_g.numpy(),
+                         "the penalty's gradient with respect to the critic's parameters", rtol=1e-6)
 
 
 @question("q5", "R1 penalty", 2, needs=["r1_penalty"])
 def check_q5(rng, r1_penalty):
-    n, shape, d = _penalty_inputs(rng)
-    critic = _Critic(rng, d)
-    real = _t(rng.normal(0, 1, size=shape))
-    gamma = float(rng.choice([0.5, 2.0, 10.0]))
-    value = _scalar_tensor(r1_penalty(critic, real, gamma), "r1_penalty(critic, real, gamma)")
-    if not any(c.shape == real.shape and torch.equal(c, real) for c in critic.calls):
-        raise CheckFailed("R1 is evaluated on the real samples themselves (no interpolation).")
-    g = critic.grads(real).numpy()
-    sq = np.sum(g**2, axis=1)
-    want = gamma / 2 * np.mean(sq)
-    expect_close(as_float_array(value, "r1_penalty"), want, "r1_penalty(critic, real, gamma)", rtol=1e-6, wrong={
-        "the factor is gamma / 2, not gamma.": gamma * np.mean(sq),
-        "R1 uses the *squared* norm ||grad||^2, not the norm.": gamma / 2 * np.mean(np.sqrt(sq)),
-        "average over the batch: gamma / 2 * mean of the per-sample squared norms, not their sum "
-        "(one norm over the whole batch squared is the sum).": gamma / 2 * np.sum(sq),
-        "that is the WGAN-GP form (||grad|| - 1)^2; R1 penalises ||grad||^2, pushing the gradient to 0.":
-            gamma / 2 * np.mean((np.sqrt(sq) - 1) ** 2),
-    })
-    grads = _differentiable(value, critic, "the R1 penalty")
-    for got_g, want_g in zip(grads, torch.autograd.grad(losses.r1_penalty(critic, real, gamma), critic.params())):
-        expect_close(as_float_array(got_g, "d R1 / d critic parameters"), want_g.numpy(),
-                     "the R1 penalty's gradient with respect to the critic's parameters", rtol=1e-6)
+    for n, shape, d, on in _penalty_inputs(rng):
+        critic = _Critic(rng, d)
+        real = _t(rng.normal(0, 1, size=shape))
+        gamma = float(rng.choice([0.5, 2.0, 10.0]))
+        value = _scalar_tensor(r1_penalty(critic, real, gamma), "r1_penalty(critic, real, gamma)" + on)
+        if not any(c.shape == real.shape and torch.equal(c, real) for c in critic.calls):
+            raise CheckFailed("R1 is evaluated on the real samples themselves (no interpolation).")
+        g = critic.grads(real).numpy()
+        sq = np.sum(g**2, axis=1)
+        want = gamma / 2 * np.mean(sq)
+        wrong = {}
+        if len(shape) == 4:
+            wrong["for images, sum the squares over all of a sample's entries: grad.reshape(n, -1).pow(2).sum(dim=1), "
+                  "not over dim=1 only."] = gamma / 2 * np.mean(np.sum(g.reshape(shape) ** 2, axis=1))
+        expect_close(as_float_array(value, "r1_penalty"), want, "r1_penalty(critic, real, gamma)" + on, rtol=1e-6,
+                     wrong=wrong | {
+            "the factor is gamma / 2, not gamma.": gamma * np.mean(sq),
+            "R1 uses the *squared* norm ||grad||^2, not the norm.": gamma / 2 * np.mean(np.sqrt(sq)),
+            "average over the batch: gamma / 2 * mean of the per-sample squared norms, not their sum "
+            "(one norm over the whole batch squared is the sum).": gamma / 2 * np.sum(sq),
+            "that is the WGAN-GP form (||grad|| - 1)^2; R1 penalises ||grad||^2, pushing the gradient to 0.":
+                gamma / 2 * np.mean((np.sqrt(sq) - 1) ** 2),
+        })
+        grads = _differentiable(value, critic, "the R1 penalty")
+        for got_g, want_g in zip(grads, torch.autograd.grad(losses.r1_penalty(critic, real, gamma), critic.params())):
+            expect_close(as_float_array(got_g, "d R1 / d critic parameters"), want_g.numpy(),
+                         "the R1 penalty's gradient with respect to the critic's parameters", rtol=1e-6)
 
 
 QUESTIONS = [check_q1, check_q2, check_q3, check_q4, check_q5]

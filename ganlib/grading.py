@@ -390,15 +390,15 @@ def one_line(text: str, limit: int = FEEDBACK_LIMIT) -> str:
     >>> one_line("x" * 20, 10)
     'xxxxxxx...'
     """
-    text = " ".join(str(text).split())
+    text = " ".join("".join(ch if ch.isprintable() else " " for ch in str(text)).split())  # no terminal escapes
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # --------------------------------------------------------------------------- describing learner errors
 
 
-_LIBRARY_PREFIXES = tuple({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
-                                                          os.path.dirname(os.path.dirname(__file__)))})
+_LIBRARY_PREFIXES = tuple({os.path.realpath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
+                                                                   os.path.dirname(os.path.abspath(__file__)))})
 memory_limit_mb: float | None = None  # set by the worker, so messages can name the limit
 
 
@@ -1182,12 +1182,16 @@ class _Worker:
                                      cwd=workdir, env=env, **kwargs)
         self.lines: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._send_job, args=(json.dumps(job).encode(),), daemon=True).start()
+        self.startup_timeout = startup_timeout
+
+    def _send_job(self, data: bytes) -> None:
+        # in a thread: a worker that never reads its job must not block the grader (pipes hold only 64 KB)
         try:
-            self.proc.stdin.write(json.dumps(job).encode())
+            self.proc.stdin.write(data)
             self.proc.stdin.close()
         except OSError:
             pass
-        self.startup_timeout = startup_timeout
 
     def wait_ready(self) -> None:
         self.expect("ready", ("startup", None), self.startup_timeout)

@@ -322,13 +322,13 @@ def test_autograd_errors_are_attributed_to_the_learners_function(forward, backwa
 def test_feedback_is_one_short_line_without_arrays(make_notebook):
     cells = [
         "import numpy as np",
-        "def simultaneous_step(grad, x, y, eta):\n    raise ValueError('\\n'.join(str(np.arange(400.0).reshape(20, 20)) for _ in range(3)))",
+        "def simultaneous_step(grad, x, y, eta):\n    raise ValueError('\\x1b[2J' + '\\n'.join(str(np.arange(400.0).reshape(20, 20)) for _ in range(3)))",
         "def alternating_step(grad, x, y, eta):\n    return x + 1e-3 * np.arange(x.size), y",
         "def per_step_factor(rule, eta):\n    return np.ones((30, 30))",
     ]
     report = grading.grade_notebook(make_notebook(cells, chapter="01"), seed=0)
     for r in report.results:
-        assert "\n" not in r.feedback and len(r.feedback) <= grading.FEEDBACK_LIMIT, r.feedback
+        assert "\n" not in r.feedback and "\x1b" not in r.feedback and len(r.feedback) <= grading.FEEDBACK_LIMIT, r.feedback
         assert "[[" not in r.feedback and "..." not in r.feedback.replace("...", "", 1), r.feedback
     res = by_key(report)
     assert "x_new is wrong in" in res["q2"].feedback and "the largest error is at index" in res["q2"].feedback

@@ -495,7 +495,7 @@ def _check_batch_shapes(real: Tensor, fake: Tensor, D: nn.Module, pack: int) -> 
         D.eval()
         with torch.no_grad():
             out = D(x)
-    except RuntimeError as e:
+    except (RuntimeError, ValueError) as e:
         raise ValueError(f"D cannot take a batch of shape {tuple(x.shape)} (real samples of shape "
                          f"{tuple(real.shape[1:])}, packed by {pack}): {str(e).splitlines()[0]}") from e
     finally:
@@ -514,7 +514,7 @@ def _check_generator(G: nn.Module, latent_dim: int, device: torch.device) -> Non
         dtype = next((p.dtype for p in G.parameters() if p.is_floating_point()), torch.get_default_dtype())
         with torch.no_grad():
             G(torch.zeros(2, latent_dim, device=device, dtype=dtype))
-    except RuntimeError as e:
+    except (RuntimeError, ValueError) as e:
         raise ValueError(f"G cannot take latent vectors of shape (n, {latent_dim}): {str(e).splitlines()[0]}; "
                          "pass the right train_gan(..., latent_dim=...)") from e
     finally:
@@ -537,7 +537,7 @@ def _rng_state(gen: torch.Generator, source: _Source) -> dict:
     }
 
 
-def _set_rng_state(state: dict, gen: torch.Generator, source: _Source) -> None:
+def _set_rng_state(state: dict, gen: torch.Generator) -> None:
     random.setstate(state["python"])
     n = state["numpy"]
     np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
@@ -546,7 +546,6 @@ def _set_rng_state(state: dict, gen: torch.Generator, source: _Source) -> None:
     if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
     gen.set_state(state["latent"])
-    source.load_state_dict(state["data"])
 
 
 def save_checkpoint(path: str | os.PathLike, obj: dict) -> Path:
@@ -582,8 +581,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # a truncated or foreign file: say which, and what it is not
-        raise ValueError(f"{path} is not a readable ganlib checkpoint ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else 'no detail'})") from e
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        detail = next((ln for ln in lines if "Unsupported global" in ln), lines[0] if lines else "no detail")
+        raise ValueError(f"{path} is not a readable ganlib checkpoint ({type(e).__name__}: {detail})") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != "ganlib-checkpoint":
         raise ValueError(f"{path} is not a ganlib checkpoint (written by ganlib.train.train_gan)")
     return ckpt
@@ -724,6 +724,7 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
     start_step, clock0, history = 0, 0.0, History()
     if ckpt is not None:
         _check_compatible(ckpt, resume, cfg, latent_dim, G, D, opt_G, opt_D)
+        source.load_state_dict(ckpt["rng"]["data"])  # first: it is the one load that can still refuse
         G.load_state_dict(ckpt["models"]["G"])
         D.load_state_dict(ckpt["models"]["D"])
         if G_ema is not None:
@@ -732,7 +733,7 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
         opt_D.load_state_dict(ckpt["optimizers"]["D"])
         scaler_G.load_state_dict(ckpt["scalers"]["G"]) if ckpt["scalers"]["G"] else None
         scaler_D.load_state_dict(ckpt["scalers"]["D"]) if ckpt["scalers"]["D"] else None
-        _set_rng_state(ckpt["rng"], gen, source)
+        _set_rng_state(ckpt["rng"], gen)
         fixed_z = ckpt["fixed_noise"]
         start_step, clock0 = ckpt["step"], ckpt["time"]
         old_history = Path(resume).parent / HISTORY
@@ -771,7 +772,7 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
         n_written = len(history)
         save_checkpoint(out / CHECKPOINT, {
             "format": "ganlib-checkpoint", "format_version": 1, "ganlib_version": __version__,
-            "torch_version": torch.__version__, "step": step, "time": elapsed, "config": cfg.to_dict(),
+            "torch_version": str(torch.__version__), "step": step, "time": elapsed, "config": cfg.to_dict(),
             "latent_dim": latent_dim, "meta": dict(meta or {}),
             "models": {"G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict() if G_ema else None},
             "optimizers": {"G": opt_G.state_dict(), "D": opt_D.state_dict()},

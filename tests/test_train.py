@@ -418,3 +418,212 @@ def test_history_columns_plot_and_json_lines(tmp_path):
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+# --------------------------------------------------------------------------- checkpoints and exact resume
+
+from ganlib.data import Batches, synthetic_images  # noqa: E402
+from ganlib.models import dcgan_discriminator, dcgan_generator  # noqa: E402
+from ganlib.train import CHECKPOINT, HISTORY, load_checkpoint, save_checkpoint  # noqa: E402
+
+
+def state(*modules):
+    return {f"{i}.{k}": v.clone() for i, m in enumerate(modules) for k, v in m.state_dict().items()}
+
+
+def assert_bit_identical(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def image_models(seed=1, width=4, batchnorm=True):
+    torch.manual_seed(seed)
+    return (dcgan_generator(28, channels=1, latent_dim=8, width=width),
+            dcgan_discriminator(28, channels=1, width=width, batchnorm=batchnorm))
+
+
+IMAGES = synthetic_images(96, size=28, seed=0)[0]
+
+
+def test_resume_is_bit_identical_with_a_callable_source(tmp_path):
+    G, D = models()
+    full = train_gan(G, D, toy_data, cfg(steps=8, out=tmp_path / "a", checkpoint_every=4))
+    G2, D2 = models()
+    train_gan(G2, D2, toy_data, cfg(steps=4, out=tmp_path / "b"))
+    G3, D3 = models(seed=99)  # fresh objects, other initial weights: everything comes from the checkpoint
+    resumed = train_gan(G3, D3, toy_data, cfg(steps=8, out=tmp_path / "b"), resume=True)
+    assert_bit_identical(state(G, D), state(G3, D3))
+    # the history continues without a seam, in memory and on disk
+    assert resumed["step"].tolist() == list(range(1, 9))
+    for col in ("loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g"):
+        assert resumed[col].tolist() == full[col].tolist(), col
+    on_disk = History.from_jsonl(tmp_path / "b" / HISTORY)
+    assert on_disk["step"].tolist() == list(range(1, 9)) and on_disk["loss_g"].tolist() == full["loss_g"].tolist()
+    assert np.all(np.diff(on_disk["time"]) > 0)  # the clock continues too
+
+
+def test_resume_is_bit_identical_with_batches_of_images(tmp_path):
+    c = dict(batch_size=16, n_critic=2, sample_every=3)
+    G, D = image_models()
+    train_gan(G, D, Batches(IMAGES, 16, seed=5), cfg(steps=6, out=tmp_path / "a", **c))
+    G2, D2 = image_models()
+    train_gan(G2, D2, Batches(IMAGES, 16, seed=5), cfg(steps=3, out=tmp_path / "b", **c))
+    G3, D3 = image_models(seed=7)
+    data = Batches(IMAGES, 16, seed=5)  # a fresh source: its position comes from the checkpoint
+    train_gan(G3, D3, data, cfg(steps=6, out=tmp_path / "b", **c), resume=tmp_path / "b" / CHECKPOINT)
+    assert_bit_identical(state(G, D), state(G3, D3))  # parameters and BatchNorm statistics
+    assert (data.epoch, data.position) == (1, 96)  # 12 batches of 16 from 96 images: the end of epoch 2
+    # fixed-noise sample grids, the same pictures in both runs
+    for step in (3, 6):
+        a, b = tmp_path / "a" / "samples" / f"step_{step:06d}.png", tmp_path / "b" / "samples" / f"step_{step:06d}.png"
+        assert a.read_bytes() == b.read_bytes()
+    from PIL import Image
+
+    assert Image.open(a).size == (8 * 30 + 2, 8 * 30 + 2)  # 64 fixed samples, 8 x 8 tiles of 28 px + padding
+
+
+def test_resume_with_a_changed_budget_and_the_penalty_still_matches(tmp_path):
+    c = dict(loss="wasserstein", penalty="gp", batch_size=16)
+    G, D = image_models(batchnorm=False)
+    train_gan(G, D, Batches(IMAGES, 16, seed=1), cfg(steps=4, **c))
+    G2, D2 = image_models(batchnorm=False)
+    train_gan(G2, D2, Batches(IMAGES, 16, seed=1), cfg(steps=2, out=tmp_path, **c))
+    G3, D3 = image_models(seed=3, batchnorm=False)
+    h = train_gan(G3, D3, Batches(IMAGES, 16, seed=1), cfg(steps=4, out=tmp_path, minutes=60.0, **c), resume=True)
+    assert_bit_identical(state(G, D), state(G3, D3))
+    assert len(h) == 4
+
+
+def test_checkpoint_contents(tmp_path):
+    G, D = models()
+    train_gan(G, D, toy_data, cfg(steps=3, out=tmp_path), meta={"model": "toy"})
+    ck = load_checkpoint(tmp_path / CHECKPOINT)
+    import ganlib
+
+    assert ck["step"] == 3 and ck["ganlib_version"] == ganlib.__version__ and ck["meta"] == {"model": "toy"}
+    assert ck["config"]["steps"] == 3 and ck["config"]["loss"] == "nonsaturating" and ck["latent_dim"] == 3
+    assert set(ck["rng"]) == {"python", "numpy", "torch", "cuda", "latent", "data"}
+    assert set(ck["models"]) == {"G", "D", "G_ema"} and set(ck["optimizers"]) == {"G", "D"}
+    assert_bit_identical(ck["models"]["G"], G.state_dict())
+    assert ck["fixed_noise"].shape == (64, 3)
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary file left behind
+
+
+def test_a_checkpoint_for_another_architecture_is_refused_without_loading_anything(tmp_path):
+    G, D = models()
+    train_gan(G, D, toy_data, cfg(steps=2, out=tmp_path))
+    torch.manual_seed(0)
+    G2, D2 = generator(3, 2, hidden=(16,)), discriminator(2, hidden=(32,))  # D is wider
+    before = state(G2, D2)
+    with pytest.raises(ValueError, match=r"D's 0\.weight has shape \(32, 2\) here but \(16, 2\) in the checkpoint"):
+        train_gan(G2, D2, toy_data, cfg(steps=4, out=tmp_path), resume=True)
+    assert_bit_identical(before, state(G2, D2))  # G matched, but was not loaded either
+    with pytest.raises(ValueError, match=r"config loss: checkpoint 'nonsaturating', now 'hinge'"):
+        train_gan(*models(), toy_data, cfg(steps=4, out=tmp_path, loss="hinge"), resume=True)
+    with pytest.raises(ValueError, match=r"latent_dim: checkpoint 3, now 5"):
+        train_gan(generator(5, 2, hidden=(16,)), discriminator(2, hidden=(16,)), toy_data,
+                  cfg(steps=4, out=tmp_path), resume=True)
+    G4, D4 = image_models()
+    with pytest.raises(ValueError, match="has parameters the checkpoint lacks"):
+        train_gan(G4, D4, Batches(IMAGES, 8), cfg(steps=4, out=tmp_path), resume=True)
+
+
+def test_a_batches_state_from_another_batch_size_is_refused_before_loading(tmp_path):
+    G, D = image_models()
+    train_gan(G, D, Batches(IMAGES, 16), cfg(steps=1, batch_size=16, out=tmp_path))
+    G2, D2 = image_models(seed=4)
+    before = state(G2, D2)
+    with pytest.raises(ValueError, match="batch_size=16, this one has 8"):
+        train_gan(G2, D2, Batches(IMAGES, 8), cfg(steps=2, batch_size=16, out=tmp_path), resume=True)
+    assert_bit_identical(before, state(G2, D2))
+
+
+def test_a_fresh_run_does_not_overwrite_a_checkpoint(tmp_path):
+    G, D = models()
+    train_gan(G, D, toy_data, cfg(steps=2, out=tmp_path))
+    with pytest.raises(FileExistsError, match="already holds a checkpoint"):
+        train_gan(G, D, toy_data, cfg(steps=2, out=tmp_path))
+    h = train_gan(G, D, toy_data, cfg(steps=1, out=tmp_path), overwrite=True)
+    assert len(h) == 1 and len(History.from_jsonl(tmp_path / HISTORY)) == 1
+    assert load_checkpoint(tmp_path / CHECKPOINT)["step"] == 1
+
+
+def test_resume_past_the_budget_trains_nothing(tmp_path):
+    G, D = models()
+    train_gan(G, D, toy_data, cfg(steps=3, out=tmp_path))
+    before = state(G, D)
+    h = train_gan(G, D, toy_data, cfg(steps=3, out=tmp_path), resume=True)
+    assert len(h) == 3
+    assert_bit_identical(before, state(G, D))
+
+
+def test_bad_checkpoint_files_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValueError, match="junk.pt is not a readable ganlib checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"a": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="other.pt is not a ganlib checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    G, D = models()
+    train_gan(G, D, toy_data, cfg(steps=1, out=tmp_path / "run"))
+    data = (tmp_path / "run" / CHECKPOINT).read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="cut.pt is not a readable ganlib checkpoint"):
+        load_checkpoint(tmp_path / "cut.pt")
+
+
+def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"format": "ganlib-checkpoint", "step": 1})
+
+    def broken_save(obj, f):
+        f.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, {"format": "ganlib-checkpoint", "step": 2})
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_nan_keeps_the_last_good_checkpoint(tmp_path):
+    G, D = models()
+    loss = (poisoned(5, float("nan"), []), losses.generator_loss_nonsaturating)
+    with pytest.raises(FloatingPointError, match=r"step 5: loss_d is nan\. The last checkpoint in"):
+        train_gan(G, D, toy_data, cfg(steps=10, out=tmp_path, checkpoint_every=2, loss=loss))
+    ck = load_checkpoint(tmp_path / CHECKPOINT)
+    assert ck["step"] == 4 and all(torch.isfinite(v).all() for v in ck["models"]["D"].values())
+    assert History.from_jsonl(tmp_path / HISTORY)["step"].tolist() == [1, 2, 3, 4]
+
+
+def test_sigint_saves_a_loadable_checkpoint_and_resume_finishes(tmp_path):
+    import os
+    import signal
+    import threading
+
+    def interrupt_at_3(step, G, D, history):
+        if step == 3:  # Ctrl-C from another thread, as a terminal would deliver it
+            t = threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGINT))
+            t.start()
+            t.join()
+
+    G, D = models()
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt, match="interrupted at step"):
+        train_gan(G, D, toy_data, cfg(steps=1000, out=tmp_path), callbacks=[interrupt_at_3])
+    assert signal.getsignal(signal.SIGINT) is handler  # the previous handler is back
+    ck = load_checkpoint(tmp_path / CHECKPOINT)
+    assert 3 <= ck["step"] <= 4  # the step in progress finishes, then the run saves and stops
+    assert len(History.from_jsonl(tmp_path / HISTORY)) == ck["step"]
+    assert_bit_identical(ck["models"]["G"], G.state_dict())
+    G2, D2 = models()
+    h = train_gan(G2, D2, toy_data, cfg(steps=6, out=tmp_path), resume=True)
+    assert h["step"].tolist() == list(range(1, 7))
+    G3, D3 = models()
+    train_gan(G3, D3, toy_data, cfg(steps=6))
+    assert_bit_identical(state(G2, D2), state(G3, D3))  # interrupted + resumed == uninterrupted

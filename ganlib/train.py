@@ -53,7 +53,7 @@ from ganlib.utils import default_device, progress, seed_everything
 
 __all__ = [
     "TrainConfig", "History", "train_gan", "every", "pack_samples", "latent_generator", "sample_latent",
-    "resolve_device", "save_checkpoint", "load_checkpoint", "main_train", "main_sample",
+    "resolve_device", "save_checkpoint", "load_checkpoint", "build_models", "main_train", "main_sample",
 ]
 
 COLUMNS = ("step", "loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g", "penalty",
@@ -984,12 +984,287 @@ def _save_sample_grid(G: nn.Module, z: Tensor, path: Path) -> None:
 
 # --------------------------------------------------------------------------- command line
 
+TRAIN_EXAMPLES = """examples:
+  ganlib train --model mlp --data mnist --out runs/mlp --minutes 3
+  ganlib train --model mlp --data mnist --out runs/mlp --steps 8000 --resume      # continue the same run
+  ganlib train --model dcgan --data mnist --image-size 32 --out runs/dcgan --epochs 5 --amp --channels-last
+  ganlib train --model dcgan --data folder --path photos/ --image-size 64 --channels 3 --out runs/photos
+  ganlib sample --checkpoint runs/mlp/checkpoint.pt --n 64 --out grid.png
+
+OUT receives checkpoint.pt (models, optimisers, RNG states: --resume continues exactly),
+history.jsonl (one JSON line per step) and samples/step_NNNNNN.png (fixed-noise grids).
+MNIST is read from --path, else $GANLIB_DATA, else the user cache, else downloaded.
+With --resume, settings not given on the command line are taken from the checkpoint."""
+
+SAMPLE_EXAMPLES = """examples:
+  ganlib sample --checkpoint runs/mlp/checkpoint.pt --n 64 --out grid.png
+  ganlib sample --checkpoint runs/dcgan/checkpoint.pt --n 1000 --out samples.npy   # float32 (N, C, H, W) in [-1, 1]"""
+
+# Built-in defaults of the command line; with --resume the checkpoint's values come first.
+_CLI_DEFAULTS = {"batch_size": 128, "seed": 0, "loss": "nonsaturating", "penalty": None, "penalty_weight": 10.0,
+                 "n_critic": 1, "lr_g": 2e-4, "lr_d": 2e-4, "checkpoint_every": 500, "sample_every": 500,
+                 "ema": None}
+_MODEL_DEFAULTS = {"mlp": {"latent_dim": 64, "width": 256}, "dcgan": {"latent_dim": 100, "width": 64}}
+
+
+class _CLIError(Exception):
+    """A problem to report as one ``ganlib CMD: error: ...`` message (exit code 1)."""
+
+
+def _parser_train():
+    import argparse
+
+    p = argparse.ArgumentParser(prog="ganlib train", usage="ganlib train --model mlp|dcgan --data mnist|folder|synthetic "
+                                "--out DIR [--steps N | --epochs E | --minutes M] [options]", description="Train a GAN on images with ganlib's one training loop.",
+                                epilog=TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=("mlp", "dcgan"), help="fully connected (chapter 07) or DCGAN (chapter 08)")
+    p.add_argument("--data", choices=("mnist", "folder", "synthetic"), help="the real images")
+    p.add_argument("--path", help="folder of images (--data folder), or of the MNIST files")
+    p.add_argument("--out", required=True, help="output folder")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=_positive(int), help="total generator steps (default 1000)")
+    budget.add_argument("--epochs", type=_positive(float), help="passes over the data (fractions allowed)")
+    budget.add_argument("--minutes", type=_positive(float), help="wall-clock budget of this run (fractions allowed)")
+    p.add_argument("--batch-size", type=_positive(int), help="default 128")
+    p.add_argument("--seed", type=_nonnegative_int, help="default 0")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
+    p.add_argument("--overwrite", action="store_true", help="start afresh in an OUT that holds a checkpoint")
+    p.add_argument("--loss", choices=sorted(_losses.LOSSES), help="default nonsaturating")
+    p.add_argument("--penalty", choices=("gp", "r1"), help="WGAN-GP or R1 gradient penalty")
+    p.add_argument("--penalty-weight", type=_positive(float), help="lambda or gamma (default 10)")
+    p.add_argument("--n-critic", type=_positive(int), help="D steps per G step (default 1)")
+    p.add_argument("--lr-g", type=_positive(float), help="default 2e-4")
+    p.add_argument("--lr-d", type=_positive(float), help="default 2e-4")
+    p.add_argument("--image-size", type=int, choices=(28, 32, 64), help="default 28")
+    p.add_argument("--channels", type=int, choices=(1, 3), help="default 1 (3 for --data folder)")
+    p.add_argument("--latent-dim", type=_positive(int), help="default 64 (mlp) or 100 (dcgan)")
+    p.add_argument("--width", type=_positive(int), help="hidden width: default 256 (mlp) or 64 (dcgan: ngf = ndf)")
+    p.add_argument("--checkpoint-every", type=_positive(int), help="steps between checkpoints (default 500)")
+    p.add_argument("--sample-every", type=_positive(int), help="steps between sample grids (default 500)")
+    p.add_argument("--amp", nargs="?", const="bf16", choices=("bf16", "fp16"),
+                   help="mixed precision: bf16 (default when given; CPU or CUDA) or fp16 (CUDA)")
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory layout")
+    p.add_argument("--compile", action="store_true", help="torch.compile the models (eager fallback)")
+    p.add_argument("--ema", type=float, help="keep an EMA of G's weights with this decay, e.g. 0.999")
+    return p
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise _argparse_error(f"expected a positive {'integer' if kind is int else 'number'}, got {text!r}")
+        if not (v > 0 and math.isfinite(v)):
+            raise _argparse_error(f"expected a positive {'integer' if kind is int else 'number'}, got {text!r}")
+        return v
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise _argparse_error(f"expected a non-negative integer, got {text!r}")
+    return v
+
+
+def _argparse_error(msg: str):
+    import argparse
+
+    return argparse.ArgumentTypeError(msg)
+
+
+def _run_cli(name: str, parser, body, argv) -> int:
+    """Parse, run, and turn every expected failure into one ``ganlib NAME: error: ...`` message."""
+    import sys
+
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2), already printed by argparse
+        return int(e.code or 0)
+    try:
+        return body(args, parser)
+    except SystemExit as e:  # parser.error() inside body
+        return int(e.code or 0)
+    except KeyboardInterrupt as e:
+        print(f"ganlib {name}: {e or 'interrupted'}", file=sys.stderr)
+        return 130
+    except (_CLIError, ValueError, TypeError, RuntimeError, OSError, FloatingPointError) as e:
+        # the message of ganlib.data's missing-MNIST error lists the files and md5s on further lines
+        print(f"ganlib {name}: error: {e}", file=sys.stderr)
+        return 1
+
+
+def _image_mlp(meta: dict) -> tuple[nn.Module, nn.Module]:
+    """Chapter 07's fully connected G and D for images: ganlib.models' MLPs with an (un)flattening layer."""
+    from ganlib import models
+
+    c, s, w, ld = meta["channels"], meta["image_size"], meta["width"], meta["latent_dim"]
+    G = models.generator(ld, c * s * s, hidden=(w, 2 * w), out_activation="tanh")
+    G.append(nn.Unflatten(1, (c, s, s)))
+    D = models.discriminator(c * s * s, hidden=(2 * w, w))
+    D.insert(0, nn.Flatten())
+    G.latent_dim = ld
+    return G, D
+
+
+def build_models(meta: dict) -> tuple[nn.Module, nn.Module]:
+    """G and D as the command line builds them from ``meta`` (stored in its checkpoints).
+
+    ``meta``: ``model`` ("mlp" or "dcgan"), ``image_size``, ``channels``, ``latent_dim``, ``width``.
+    Initialisation draws from torch's global generator (seed it first).
+
+    Examples
+    --------
+    >>> G, D = build_models({"model": "mlp", "image_size": 28, "channels": 1, "latent_dim": 8, "width": 16})
+    >>> x = G(torch.randn(2, 8)); x.shape, D(x).shape
+    (torch.Size([2, 1, 28, 28]), torch.Size([2, 1]))
+    """
+    from ganlib import models
+
+    kind = meta.get("model")
+    if kind == "mlp":
+        return _image_mlp(meta)
+    if kind == "dcgan":
+        return (models.dcgan_generator(meta["image_size"], meta["channels"], meta["latent_dim"], meta["width"]),
+                models.dcgan_discriminator(meta["image_size"], meta["channels"], meta["width"]))
+    raise ValueError(f"unknown model {kind!r}: the command line builds 'mlp' or 'dcgan'")
+
+
+def _load_images(meta: dict):
+    from ganlib import data
+
+    kind, size, channels, path = meta["data"], meta["image_size"], meta["channels"], meta.get("path")
+    if kind == "mnist":
+        if channels != 1:
+            raise _CLIError("MNIST digits are grey: use --channels 1")
+        return data.mnist_images("train", root=path, size=size)[0]
+    if kind == "folder":
+        return data.image_folder(path, size=size, channels=channels)
+    return data.synthetic_images(2048, size=size, channels=channels, seed=meta["seed"])[0]
+
+
+def _train_body(args, parser) -> int:
+    import sys
+
+    out = Path(args.out)
+    ckpt = None
+    if args.resume:
+        if not (out / CHECKPOINT).is_file():
+            raise _CLIError(f"--resume: there is no checkpoint in {out} (expected {out / CHECKPOINT})")
+        ckpt = load_checkpoint(out / CHECKPOINT)
+        if not ckpt["meta"].get("model"):
+            raise _CLIError(f"{out / CHECKPOINT} was not written by ganlib train; resume it from Python with "
+                            "train_gan(..., resume=path)")
+    old_meta, old_cfg = (ckpt["meta"], ckpt["config"]) if ckpt else ({}, {})
+
+    def pick(name, fallback=None):  # the command line, then the checkpoint, then the default
+        v = getattr(args, name, None)
+        if v is not None:
+            return v
+        if name in old_meta:
+            return old_meta[name]
+        if name in old_cfg:
+            return old_cfg[name]
+        return _CLI_DEFAULTS.get(name, fallback)
+
+    model, kind = pick("model"), pick("data")
+    if model is None or kind is None:
+        parser.error("--model and --data are required (unless --resume finds them in the checkpoint)")
+    path = pick("path")
+    if kind == "folder" and not path:
+        parser.error("--data folder needs --path DIR, the folder of images")
+    meta = {"model": model, "data": kind, "path": path,
+            "image_size": pick("image_size", 28), "channels": pick("channels", 3 if kind == "folder" else 1),
+            "latent_dim": pick("latent_dim", _MODEL_DEFAULTS[model]["latent_dim"]),
+            "width": pick("width", _MODEL_DEFAULTS[model]["width"]), "seed": pick("seed")}
+    if args.steps is None and args.epochs is None and args.minutes is None:  # no budget given
+        steps, epochs, minutes = ((old_cfg["steps"], old_cfg["epochs"], old_cfg["minutes"]) if ckpt
+                                  else (1000, None, None))
+    else:
+        steps, epochs, minutes = args.steps, args.epochs, args.minutes
+    device = resolve_device(args.device)  # before loading data: a missing GPU is reported at once
+    config = TrainConfig(steps=steps, epochs=epochs, minutes=minutes, batch_size=pick("batch_size"),
+                         n_critic=pick("n_critic"), loss=pick("loss"), penalty=pick("penalty"),
+                         penalty_weight=pick("penalty_weight"), lr_g=pick("lr_g"), lr_d=pick("lr_d"),
+                         device=str(device), seed=meta["seed"], out=out, checkpoint_every=pick("checkpoint_every"),
+                         sample_every=pick("sample_every"), amp=args.amp, channels_last=args.channels_last,
+                         compile=args.compile, ema=pick("ema"))
+    seed_everything(config.seed, torch=True)
+    G, D = build_models(meta)
+    from ganlib.data import Batches
+
+    x = _load_images(meta)
+    batches = Batches(x, config.batch_size, seed=config.seed, device=device)  # the whole dataset on the device
+    print(f"ganlib train: {model} on {kind} ({x.shape[0]} images of {tuple(x.shape[1:])}), device {device}, "
+          f"{'resuming at step ' + str(ckpt['step']) if ckpt else 'new run'} -> {out}", file=sys.stderr)
+    history = train_gan(G, D, batches, config, resume=bool(ckpt), overwrite=args.overwrite, meta=meta)
+    last = history[-1] if len(history) else {"step": 0}
+    print(f"ganlib train: done at step {last['step']}; checkpoint {out / CHECKPOINT}, history {out / HISTORY}, "
+          f"samples {out / 'samples'}", file=sys.stderr)
+    return 0
+
 
 def main_train(argv: list[str]) -> int:
-    """``ganlib train ...``: see ``ganlib train --help``."""
-    raise NotImplementedError("ganlib train arrives with checkpoints")
+    """``ganlib train ...`` (see ``ganlib train --help``); returns the exit code."""
+    return _run_cli("train", _parser_train(), _train_body, argv)
+
+
+def _parser_sample():
+    import argparse
+
+    p = argparse.ArgumentParser(prog="ganlib sample", usage="ganlib sample --checkpoint FILE --out grid.png|samples.npy "
+                                "[--n 64] [options]", description="Draw samples from a trained generator.",
+                                epilog=SAMPLE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="a checkpoint.pt written by ganlib train")
+    p.add_argument("--n", type=_positive(int), default=64, help="how many samples (default 64)")
+    p.add_argument("--out", required=True, help="grid.png (an image grid) or samples.npy (float32 N x C x H x W)")
+    p.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the latent noise (default 0)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    p.add_argument("--ema", action="store_true", help="use the EMA generator (runs trained with --ema)")
+    p.add_argument("--nrow", type=_positive(int), help="images per row of the grid (default: a square)")
+    return p
+
+
+def _sample_body(args, parser) -> int:
+    import sys
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".npy"):
+        parser.error(f"--out must end in .png (an image grid) or .npy (an array), got {args.out!r}")
+    device = resolve_device(args.device)
+    ckpt = load_checkpoint(args.checkpoint)
+    meta = ckpt["meta"]
+    if not meta.get("model"):
+        raise _CLIError(f"{args.checkpoint} was written by train_gan from Python with your own models; "
+                        "load it with ganlib.train.load_checkpoint and call your generator")
+    state = ckpt["models"]["G_ema"] if args.ema else ckpt["models"]["G"]
+    if state is None:
+        raise _CLIError(f"{args.checkpoint} holds no EMA generator: it was trained without --ema")
+    G, _ = build_models(meta)
+    G.load_state_dict(state)
+    G.to(device).eval()
+    z = torch.randn(args.n, ckpt["latent_dim"], generator=torch.Generator().manual_seed(args.seed)).to(device)
+    with torch.no_grad():
+        x = torch.cat([G(zb).float().cpu() for zb in z.split(1024)]).clamp_(-1, 1)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".npy":
+        np.save(out, x.numpy().astype(np.float32))
+    else:
+        from ganlib.plot import save_image_grid
+
+        save_image_grid(x, out, nrow=args.nrow)
+    print(f"ganlib sample: {args.n} samples of shape {tuple(x.shape[1:])} from step {ckpt['step']} -> {out}",
+          file=sys.stderr)
+    return 0
 
 
 def main_sample(argv: list[str]) -> int:
-    """``ganlib sample ...``: see ``ganlib sample --help``."""
-    raise NotImplementedError("ganlib sample arrives with checkpoints")
+    """``ganlib sample ...`` (see ``ganlib sample --help``); returns the exit code."""
+    return _run_cli("sample", _parser_sample(), _sample_body, argv)

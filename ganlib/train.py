@@ -400,22 +400,25 @@ def _infer_latent_dim(G: nn.Module) -> int:
 
 
 def _grad_norm(params: Sequence[Tensor]) -> Tensor:
+    """The 2-norm of all gradients together, as a tensor (no device sync)."""
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return torch.zeros(())
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+    foreach_norm = getattr(torch, "_foreach_norm", None)  # one fused call where torch has it
+    norms = foreach_norm(grads) if foreach_norm is not None else [torch.linalg.vector_norm(g) for g in grads]
+    return torch.linalg.vector_norm(torch.stack([n.float() for n in norms]))
 
 
 @contextlib.contextmanager
-def _frozen(module: nn.Module):
-    """No parameter gradients for ``module`` inside the block (D during the G step); flags restored after."""
-    flags = [p.requires_grad for p in module.parameters()]
-    module.requires_grad_(False)
+def _frozen(params: Sequence[Tensor]):
+    """No gradients for ``params`` inside the block (D's during the G step); they are trainable again after."""
+    for p in params:
+        p.requires_grad_(False)
     try:
         yield
     finally:
-        for p, f in zip(module.parameters(), flags):
-            p.requires_grad_(f)
+        for p in params:
+            p.requires_grad_(True)
 
 
 def _is_main_process() -> bool:
@@ -740,6 +743,9 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
         old_history = Path(resume).parent / HISTORY
         if old_history.exists():  # rows up to the checkpoint's step: no seam, no duplicates
             history = History(r for r in History.from_jsonl(old_history).rows if r["step"] <= start_step)
+        if writer:  # rows written after the checkpoint (a run that went on, or was cut short) are dropped
+            out.mkdir(parents=True, exist_ok=True)
+            history.to_jsonl(out / HISTORY)
     fixed_z = fixed_z.to(device)
 
     total = _total_steps(cfg, source)
@@ -823,7 +829,7 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
                                             mean_output(out_real), mean_output(out_fake)]))
             # ---- the G step: fresh z, D frozen -----------------------------------------------------
             z = sample_latent(real.shape[0], latent_dim, gen)
-            with _frozen(D):
+            with _frozen(d_params):
                 with autocast:
                     out_fake = Df(pack(Gf(z)))
                 loss_g = g_loss(out_fake.float())
@@ -855,12 +861,12 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
                 break
             if cfg.minutes is not None and time.perf_counter() - t_start >= 60 * cfg.minutes:
                 break
-    getattr(bar, "close", lambda: None)()
-    if step > start_step:  # the end of the run: a last sample grid and checkpoint, unless just written
-        if not (cfg.sample_every and step % cfg.sample_every == 0):
-            save_samples(step)
-        if not (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
-            save(step, clock0 + (time.perf_counter() - t_start))
+        getattr(bar, "close", lambda: None)()
+        if step > start_step:  # the end of the run: a last sample grid and checkpoint, unless just written
+            if not (cfg.sample_every and step % cfg.sample_every == 0):
+                save_samples(step)
+            if not (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+                save(step, clock0 + (time.perf_counter() - t_start))
     if interrupted.flag:
         raise KeyboardInterrupt(f"training interrupted at step {step}"
                                 + (f"; checkpoint saved to {out / CHECKPOINT}" if writer else ""))

@@ -720,3 +720,17 @@ def test_ema_is_the_moving_average_of_g_and_is_saved(tmp_path):
     train_gan(G2, D2, toy_data, cfg(steps=3, ema=0.75, out=tmp_path), resume=True)
     assert_bit_identical(load_checkpoint(tmp_path / "full" / CHECKPOINT)["models"]["G_ema"],
                          load_checkpoint(tmp_path / CHECKPOINT)["models"]["G_ema"])
+
+
+def test_resuming_an_older_checkpoint_drops_the_later_history_rows(tmp_path):
+    import shutil
+
+    G, D = models()
+    train_gan(G, D, toy_data, cfg(steps=4, out=tmp_path))
+    shutil.copy(tmp_path / CHECKPOINT, tmp_path / "step4.pt")
+    train_gan(G, D, toy_data, cfg(steps=6, out=tmp_path), resume=True)
+    assert len(History.from_jsonl(tmp_path / HISTORY)) == 6
+    G2, D2 = models()
+    h = train_gan(G2, D2, toy_data, cfg(steps=7, out=tmp_path), resume=tmp_path / "step4.pt")
+    assert h["step"].tolist() == list(range(1, 8))
+    assert History.from_jsonl(tmp_path / HISTORY)["step"].tolist() == list(range(1, 8))  # no duplicated 5, 6

@@ -60,6 +60,7 @@ COLUMNS = ("step", "loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_
            "samples_per_s", "time")
 PENALTIES = (None, "gp", "r1")
 AMP = (None, "bf16", "fp16")
+_FP16_DEVICES = ("cuda",)  # float16 autocast with a gradient scaler: a GPU feature (tests widen it to the CPU)
 CHECKPOINT = "checkpoint.pt"
 HISTORY = "history.jsonl"
 # Config fields that may change between a run and its resumption (budgets, folders, speed options).
@@ -686,7 +687,7 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
     """
     cfg = config or TrainConfig()
     device = resolve_device(cfg.device)
-    if cfg.amp == "fp16" and device.type != "cuda":
+    if cfg.amp == "fp16" and device.type not in _FP16_DEVICES:
         raise ValueError(f"amp='fp16' needs a CUDA device (its gradient scaler is CUDA-only); on {device.type} "
                          "use amp='bf16'")
     if cfg.clip is not None and cfg.penalty is not None:
@@ -715,7 +716,7 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
         D.to(memory_format=torch.channels_last)
     opt_G = opt_G or torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=cfg.betas)
     opt_D = opt_D or torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
-    scaler_G, scaler_D = (_grad_scaler(cfg.amp == "fp16") for _ in range(2))
+    scaler_G, scaler_D = (_grad_scaler(device, cfg.amp == "fp16") for _ in range(2))
     G_ema = copy.deepcopy(G).requires_grad_(False) if cfg.ema else None
     d_loss, g_loss = _losses.LOSSES[cfg.loss] if isinstance(cfg.loss, str) else cfg.loss
     probs = cfg.loss in ("minimax", "nonsaturating")  # history shows D's outputs as probabilities
@@ -936,9 +937,10 @@ class _SigintFlag:
         return False
 
 
-def _grad_scaler(enabled: bool):
+def _grad_scaler(device: torch.device, enabled: bool):
+    """float16 training scales the losses so small gradients do not underflow; a no-op when disabled."""
     if hasattr(torch, "amp") and hasattr(torch.amp, "GradScaler"):
-        return torch.amp.GradScaler("cuda", enabled=enabled)
+        return torch.amp.GradScaler(device.type if enabled else "cuda", enabled=enabled)
     return torch.cuda.amp.GradScaler(enabled=enabled)  # torch < 2.3
 
 

@@ -734,3 +734,22 @@ def test_resuming_an_older_checkpoint_drops_the_later_history_rows(tmp_path):
     h = train_gan(G2, D2, toy_data, cfg(steps=7, out=tmp_path), resume=tmp_path / "step4.pt")
     assert h["step"].tolist() == list(range(1, 8))
     assert History.from_jsonl(tmp_path / HISTORY)["step"].tolist() == list(range(1, 8))  # no duplicated 5, 6
+
+
+def test_the_float16_path_with_its_gradient_scaler_saves_and_resumes(tmp_path, monkeypatch):
+    """fp16 is for CUDA; torch's CPU autocast and GradScaler run the same code path here."""
+    import ganlib.train as train_mod
+
+    monkeypatch.setattr(train_mod, "_FP16_DEVICES", ("cuda", "cpu"))
+    seen = []
+    G, D = image_models()
+    record_conv_io(G, seen)
+    train_gan(G, D, Batches(IMAGES, 16), cfg(steps=2, batch_size=16, amp="fp16", out=tmp_path / "a"))
+    assert torch.float16 in {o for _, o, _ in seen}
+    ck = load_checkpoint(tmp_path / "a" / CHECKPOINT)
+    assert ck["scalers"]["D"]["scale"] > 0 and ck["scalers"]["G"] is not None
+    G2, D2 = image_models()
+    train_gan(G2, D2, Batches(IMAGES, 16), cfg(steps=1, batch_size=16, amp="fp16", out=tmp_path / "b"))
+    G3, D3 = image_models(seed=3)
+    train_gan(G3, D3, Batches(IMAGES, 16), cfg(steps=2, batch_size=16, amp="fp16", out=tmp_path / "b"), resume=True)
+    assert_bit_identical(state(G, D), state(G3, D3))

@@ -123,6 +123,15 @@ class TrainConfig:
     ema : float or None
         Keep an exponential moving average of G's weights with this decay (e.g. 0.999);
         it is saved in checkpoints and used by ``ganlib sample --ema``.
+
+    Examples
+    --------
+    >>> TrainConfig(steps=None, minutes=2.5, loss="hinge", n_critic=2).minutes
+    2.5
+    >>> TrainConfig(loss="wgan")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown loss 'wgan'; choose one of ['hinge', 'lsgan', 'minimax', 'nonsaturating', 'wasserstein'] or pass a pair of functions (d_loss, g_loss)
     """
 
     steps: int | None = 1000
@@ -382,7 +391,13 @@ def latent_generator(seed: int, device: str | torch.device = "cpu") -> torch.Gen
 
 
 def sample_latent(n: int, latent_dim: int, generator: torch.Generator) -> Tensor:
-    """``z ~ N(0, I)``, shape ``(n, latent_dim)``, on the generator's device."""
+    """``z ~ N(0, I)``, shape ``(n, latent_dim)``, on the generator's device.
+
+    Examples
+    --------
+    >>> sample_latent(4, 100, latent_generator(0)).shape
+    torch.Size([4, 100])
+    """
     return torch.randn(n, latent_dim, generator=generator, device=generator.device)
 
 
@@ -557,6 +572,13 @@ def save_checkpoint(path: str | os.PathLike, obj: dict) -> Path:
     """Write ``obj`` with ``torch.save`` atomically: a temporary file in the same folder, then ``os.replace``.
 
     A crash or Ctrl-C while writing leaves the previous checkpoint intact, never a truncated file.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> path = save_checkpoint(os.path.join(tempfile.mkdtemp(), "c.pt"), {"step": 3})
+    >>> torch.load(path, weights_only=True)["step"], sorted(os.listdir(path.parent))
+    (3, ['c.pt'])
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -684,6 +706,21 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
         G, D and the data do not fit together (named shapes), or a checkpoint does not match.
     KeyboardInterrupt
         After Ctrl-C, once the checkpoint is saved (when ``config.out`` is set).
+
+    Examples
+    --------
+    A run of 4 steps, then the same run resumed up to 6 steps from its checkpoint:
+
+    >>> import tempfile
+    >>> from ganlib.models import generator, discriminator
+    >>> out = tempfile.mkdtemp()
+    >>> real = lambda n: torch.randn(n, 2) + 3.0
+    >>> cfg = TrainConfig(steps=4, batch_size=32, loss="hinge", device="cpu", out=out)
+    >>> h = train_gan(generator(2, 2), discriminator(2), real, cfg)
+    >>> cfg.steps = 6
+    >>> h = train_gan(generator(2, 2), discriminator(2), real, cfg, resume=True)
+    >>> h["step"].tolist(), load_checkpoint(f"{out}/checkpoint.pt")["step"]
+    ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 6)
     """
     cfg = config or TrainConfig()
     device = resolve_device(cfg.device)
@@ -1043,7 +1080,7 @@ def _parser_train():
     budget.add_argument("--minutes", type=_positive(float), help="wall-clock budget of this run (fractions allowed)")
     p.add_argument("--batch-size", type=_positive(int), help="default 128")
     p.add_argument("--seed", type=_nonnegative_int, help="default 0")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--device", default="auto", type=_device_name, help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
     p.add_argument("--overwrite", action="store_true", help="start afresh in an OUT that holds a checkpoint")
     p.add_argument("--loss", choices=sorted(_losses.LOSSES), help="default nonsaturating")
@@ -1078,6 +1115,13 @@ def _positive(kind):
 
     parse.__name__ = kind.__name__
     return parse
+
+
+def _device_name(text: str) -> str:
+    kind, _, index = text.partition(":")
+    if kind not in ("auto", "cpu", "cuda", "mps") or (index and not (kind == "cuda" and index.isdigit())):
+        raise _argparse_error(f"expected auto, cpu, cuda, cuda:N or mps, got {text!r}")
+    return text
 
 
 def _nonnegative_int(text: str) -> int:
@@ -1228,7 +1272,17 @@ def _train_body(args, parser) -> int:
 
 
 def main_train(argv: list[str]) -> int:
-    """``ganlib train ...`` (see ``ganlib train --help``); returns the exit code."""
+    """``ganlib train ...`` (see ``ganlib train --help``); returns the exit code.
+
+    0: trained; 1: a problem with the data, device, checkpoint or training (one ``error:`` line
+    on stderr); 2: bad arguments (the usage line and one ``error:`` line); 130: Ctrl-C, after
+    saving the checkpoint.
+
+    Examples
+    --------
+    >>> main_train(["--model", "gan", "--data", "mnist", "--out", "runs/x"])   # 'gan' is no model
+    2
+    """
     return _run_cli("train", _parser_train(), _train_body, argv)
 
 
@@ -1242,7 +1296,7 @@ def _parser_sample():
     p.add_argument("--n", type=_positive(int), default=64, help="how many samples (default 64)")
     p.add_argument("--out", required=True, help="grid.png (an image grid) or samples.npy (float32 N x C x H x W)")
     p.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the latent noise (default 0)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    p.add_argument("--device", default="auto", type=_device_name, help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--ema", action="store_true", help="use the EMA generator (runs trained with --ema)")
     p.add_argument("--nrow", type=_positive(int), help="images per row of the grid (default: a square)")
     return p
@@ -1282,5 +1336,11 @@ def _sample_body(args, parser) -> int:
 
 
 def main_sample(argv: list[str]) -> int:
-    """``ganlib sample ...`` (see ``ganlib sample --help``); returns the exit code."""
+    """``ganlib sample ...`` (see ``ganlib sample --help``); returns the exit code (0, 1 or 2 as ``main_train``).
+
+    Examples
+    --------
+    >>> main_sample(["--checkpoint", "runs/none/checkpoint.pt", "--out", "grid.jpg"])   # .png or .npy only
+    2
+    """
     return _run_cli("sample", _parser_sample(), _sample_body, argv)

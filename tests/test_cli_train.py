@@ -118,6 +118,7 @@ def test_a_second_fresh_run_needs_resume_or_overwrite(tmp_path, capsys):
     (["--model", "mlp", "--out", "x"], "--model and --data are required"),
     (["--model", "dcgan", "--data", "synthetic", "--out", "x", "--image-size", "30"], "invalid choice: 30"),
     (["--model", "mlp", "--data", "mnist"], "the following arguments are required: --out"),
+    (["--model", "mlp", "--data", "mnist", "--out", "x", "--device", "gpu"], "expected auto, cpu, cuda, cuda:N or mps"),
 ])
 def test_bad_arguments_give_a_usage_line_and_one_error_line(args, msg, capsys):
     assert main_train(args) == 2

@@ -122,7 +122,7 @@ class TrainConfig:
         Let cuDNN pick the fastest convolution algorithms (CUDA only).
     ema : float or None
         Keep an exponential moving average of G's weights with this decay (e.g. 0.999);
-        it is saved in checkpoints and used by ``ganlib sample --ema``.
+        it is saved in checkpoints, draws the sample grids, and is used by ``ganlib sample --ema``.
 
     Examples
     --------

@@ -146,6 +146,14 @@ def test_an_empty_folder_is_a_clear_error(tmp_path, capsys):
     assert "no images" in one_error_line(capsys.readouterr().err, "train")
 
 
+def test_a_corrupt_image_is_named(tmp_path, capsys):
+    folder = png_folder(tmp_path / "pics", n=3)
+    (folder / "img_001.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    assert main_train(["--model", "dcgan", "--data", "folder", "--path", str(folder), "--image-size", "32",
+                       "--out", str(tmp_path / "r"), *FAST]) == 1
+    assert "img_001.png" in one_error_line(capsys.readouterr().err, "train")
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_device_cuda_without_cuda(tmp_path, capsys):
     assert main_train(["--model", "mlp", "--data", "synthetic", "--out", str(tmp_path), "--device", "cuda"]) == 1

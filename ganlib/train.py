@@ -15,6 +15,12 @@ interpolation weights) and a separate ``torch.Generator`` on the device for the 
 ``z = torch.randn(n, latent_dim, generator=...)`` (:func:`latent_generator`), so the noise
 never repeats the data's stream.
 
+Checkpoints (``config.out``) hold G, D, both optimisers, every RNG state, the data source's
+position, the step, the config and the ganlib version; ``resume=`` continues bit-identically
+on a CPU. Extension points for later chapters, so that they add options instead of loops:
+a batch ``(x, y)`` carries labels (``_Source.next``: conditional GANs), and every file is
+written only where ``_is_main_process()`` holds (rank 0 of a distributed run).
+
 Examples
 --------
 >>> import torch

@@ -7,16 +7,13 @@ import time
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from ganlib import losses
-from ganlib.models import discriminator, generator
-from ganlib.train import (COLUMNS, History, TrainConfig, every, latent_generator, pack_samples, sample_latent,
-                          train_gan)
+from ganlib.data import Batches, synthetic_images
+from ganlib.models import dcgan_discriminator, dcgan_generator, discriminator, generator
+from ganlib.train import (CHECKPOINT, COLUMNS, HISTORY, History, TrainConfig, every, latent_generator,
+                          load_checkpoint, pack_samples, sample_latent, save_checkpoint, train_gan)
 from ganlib.utils import seed_everything
-
-torch.set_num_threads(1)
-
 
 def toy_data(n):
     """Real samples from torch's global generator, so train_gan's seeding makes them reproducible."""
@@ -422,11 +419,6 @@ def test_history_columns_plot_and_json_lines(tmp_path):
 
 # --------------------------------------------------------------------------- checkpoints and exact resume
 
-from ganlib.data import Batches, synthetic_images  # noqa: E402
-from ganlib.models import dcgan_discriminator, dcgan_generator  # noqa: E402
-from ganlib.train import CHECKPOINT, HISTORY, load_checkpoint, save_checkpoint  # noqa: E402
-
-
 def state(*modules):
     return {f"{i}.{k}": v.clone() for i, m in enumerate(modules) for k, v in m.state_dict().items()}
 
@@ -706,13 +698,11 @@ def test_compile_falls_back_to_eager_with_a_warning(monkeypatch):
 def test_ema_is_the_moving_average_of_g_and_is_saved(tmp_path):
     G, D = models()
     start = [p.detach().clone() for p in G.parameters()]
-    ema_seen = []
     train_gan(G, D, toy_data, cfg(steps=1, ema=0.75, out=tmp_path))
     ck = load_checkpoint(tmp_path / CHECKPOINT)
     ema = ck["models"]["G_ema"]
     for (name, p), p0 in zip(G.named_parameters(), start):
         assert torch.allclose(ema[name], 0.75 * p0 + 0.25 * p.detach(), atol=1e-7), name
-    del ema_seen
     # resume continues the average exactly
     G1, D1 = models()
     train_gan(G1, D1, toy_data, cfg(steps=3, ema=0.75, out=tmp_path / "full"))

@@ -15,6 +15,7 @@ from ganlib.train import (CHECKPOINT, COLUMNS, HISTORY, History, TrainConfig, ev
                           load_checkpoint, pack_samples, sample_latent, save_checkpoint, train_gan)
 from ganlib.utils import seed_everything
 
+
 def toy_data(n):
     """Real samples from torch's global generator, so train_gan's seeding makes them reproducible."""
     return torch.randn(n, 2) * 0.1 + torch.tensor([1.0, -1.0])

@@ -548,13 +548,18 @@ def read_notebook(path: Path) -> dict:
     return nb
 
 
+CHAPTER_ID = re.compile(r"\d\d|[A-Z]")
+"""A chapter's id: two digits (``"06"``), or one capital letter for an appendix (``"A"``)."""
+
+
 def chapter_of(nb: dict, path: Path) -> str:
-    """The chapter a notebook belongs to: ``metadata.ganlib.chapter``, else the ``NN_`` in its file name."""
+    """The chapter a notebook belongs to: ``metadata.ganlib.chapter``, else the ``NN_`` (or appendix ``A_``)
+    that starts its file name."""
     meta = nb.get("metadata", {})
     chapter = meta.get("ganlib", {}).get("chapter") if isinstance(meta, dict) and isinstance(meta.get("ganlib"), dict) else None
-    if chapter and re.fullmatch(r"\d\d", str(chapter)):
+    if chapter and CHAPTER_ID.fullmatch(str(chapter)):
         return str(chapter)
-    match = re.search(r"(\d\d)_", Path(path).name)
+    match = re.search(r"(\d\d)_", Path(path).name) or re.match(r"([A-Z])_", Path(path).name)
     if match:
         return match.group(1)
     raise GradingError(f"{path}: cannot tell which chapter this is (no metadata.ganlib.chapter, no NN_ in the file name)")
@@ -562,8 +567,8 @@ def chapter_of(nb: dict, path: Path) -> str:
 
 def questions_for(chapter: str) -> list[Question]:
     """The questions of a chapter, from ``ganlib.checks.ch<chapter>`` (imports the module)."""
-    if not re.fullmatch(r"\d\d", str(chapter)):
-        raise GradingError(f"chapter {chapter!r} is not a two-digit chapter number")
+    if not CHAPTER_ID.fullmatch(str(chapter)):
+        raise GradingError(f"chapter {chapter!r} is not a two-digit chapter number or an appendix letter")
     try:
         module = importlib.import_module(f"ganlib.checks.ch{chapter}")
     except ModuleNotFoundError:
@@ -597,8 +602,8 @@ def question_specs(chapter: str) -> list[QuestionSpec]:
     >>> [q.key for q in question_specs("01")]
     ['q1', 'q2', 'q3', 'q4', 'q5', 'q6']
     """
-    if not re.fullmatch(r"\d\d", str(chapter)):
-        raise GradingError(f"chapter {chapter!r} is not a two-digit chapter number")
+    if not CHAPTER_ID.fullmatch(str(chapter)):
+        raise GradingError(f"chapter {chapter!r} is not a two-digit chapter number or an appendix letter")
     path = Path(__file__).parent / "checks" / f"ch{chapter}.py"
     if not path.exists():
         raise GradingError(f"chapter {chapter} has no graded questions")

@@ -105,6 +105,8 @@ class Question:
     def evaluate(self, *answers: Any, rng: np.random.Generator | None = None) -> Result:
         """Run the test in this process and return a :class:`Result` (never raises for learner errors)."""
         rng = np.random.default_rng() if rng is None else rng
+        if any(a is None for a in answers):  # a value stub `NAME = None  # YOUR ANSWER HERE`, untouched
+            return self._result(NOT_ATTEMPTED, "not attempted yet: replace `None` with your answer.")
         try:
             with np.errstate(all="ignore"):
                 self.test(rng, *answers)

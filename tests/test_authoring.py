@@ -95,7 +95,7 @@ def test_generation_is_byte_deterministic_and_idempotent(tmp_path):
 def test_check_detects_drift_and_orphans(tmp_path):
     sol, ex = tmp_path / "solutions", tmp_path / "exercises"
     sol.mkdir()
-    (sol / "01_a.ipynb").write_text(json.dumps(notebook_dict(["### BEGIN SOLUTION\nA = 1\n### END SOLUTION"])))
+    (sol / "01_a.ipynb").write_text(json.dumps(notebook_dict(["### BEGIN SOLUTION\ndef a():\n    return 1\n### END SOLUTION"])))
     authoring.sync(sol, ex)
     assert authoring.sync(sol, ex, check=True) == []
     (ex / "01_a.ipynb").write_text((ex / "01_a.ipynb").read_text().replace("YOUR CODE HERE", "edited by hand"))

@@ -1,4 +1,5 @@
 # Build glue for the course. Everything runs inside .venv, created on first use.
+#   make setup       create .venv and install everything (no server, no tests)
 #   make lab         set up and open the course in JupyterLab
 #   make test        set up and run the whole test suite (what CI runs)
 #   make exercises   regenerate exercises/ from solutions/
@@ -14,7 +15,7 @@ CONSTRAINTS := $(shell $(PYTHON) -c 'import sys; print("-c constraints.txt" if s
 STAMP := $(VENV)/.installed
 NBVAL := --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup lab test unit notebooks exercises check-exercises solutions clean
+.PHONY: setup lab test unit notebooks-no-simd exercises check-exercises solutions clean
 
 setup: $(STAMP)
 
@@ -28,13 +29,33 @@ $(STAMP): pyproject.toml constraints.txt
 # Jupyter refuses to run as root (containers, cloud shells) unless told to.
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
 
+# Serve from the repository root (course/, exercises/ and solutions/ all visible) and open chapter 00.
+# The course's JupyterLab settings (.jupyterlab/settings/overrides.json: no "Jupyter news" pop-up)
+# apply to this server only; the user's own Jupyter configuration is left alone.
+LAB_SETTINGS := $(CURDIR)/.jupyterlab/settings
+LAB_FLAGS = --ServerApp.root_dir="$(CURDIR)" --LabApp.app_settings_dir="$(LAB_SETTINGS)"
+
 lab: $(STAMP)
-	$(BIN)/jupyter lab $(LAB_ARGS) course/00_start_here.ipynb
+	$(BIN)/jupyter lab $(LAB_ARGS) $(LAB_FLAGS) course/00_start_here.ipynb
+
+# The notebooks run a second time with the CPU's optional vector code switched off: NumPy's dispatched
+# SIMD kernels (AVX2, AVX-512...: the list comes from the installed NumPy, see
+# ganlib.utils.optional_simd_features), OpenBLAS's kernels (generic x86-64 ones) and torch's (no AVX).
+# They change the last bits of exp, log, sums and matrix products, as another CPU would: a compared
+# output that prints floating-point noise fails here instead of on someone else's machine.
+SIMD_OFF = $(shell $(BIN)/python -c "from ganlib.utils import optional_simd_features as f; print(' '.join(f()))")
+NO_SIMD = NPY_DISABLE_CPU_FEATURES="$(SIMD_OFF)" ATEN_CPU_CAPABILITY=default \
+  $(if $(filter x86_64 amd64 AMD64,$(shell uname -m 2>/dev/null)),OPENBLAS_CORETYPE=Prescott,)
 
 test: $(STAMP)
 	GANLIB_SMOKE=1 $(BIN)/python -m pytest --doctest-modules tests ganlib
 	GANLIB_SMOKE=1 $(BIN)/python -m pytest --nbval $(NBVAL) solutions
 	GANLIB_SMOKE=1 $(BIN)/python -m pytest --nbval-lax $(NBVAL) course
+	$(MAKE) --no-print-directory notebooks-no-simd
+
+notebooks-no-simd: $(STAMP)
+	$(NO_SIMD) GANLIB_SMOKE=1 $(BIN)/python -m pytest -p no:cacheprovider --nbval $(NBVAL) solutions
+	$(NO_SIMD) GANLIB_SMOKE=1 $(BIN)/python -m pytest -p no:cacheprovider --nbval-lax $(NBVAL) course
 
 unit: $(STAMP)
 	GANLIB_SMOKE=1 $(BIN)/python -m pytest --doctest-modules tests ganlib

@@ -13,6 +13,12 @@ In the exercise notebook that region becomes, at the marker's indentation::
         # YOUR CODE HERE
         raise NotImplementedError()
 
+A region at the top level of a cell that only assigns values (``CONVERGE = {...}``) becomes
+one value stub per assigned name instead, so that "Run All" on an untouched exercise does
+not stop there; the check cell and the grader report ``None`` as "not attempted"::
+
+    CONVERGE = None  # YOUR ANSWER HERE
+
 In markdown cells the region becomes ``YOUR ANSWER HERE``. Outputs and execution
 counts are cleared; cell ids, tags and metadata are kept; the output is byte-deterministic.
 The syntax is nbgrader's, so an instructor can move to nbgrader without rewriting notebooks.
@@ -20,6 +26,7 @@ The syntax is nbgrader's, so an instructor can move to nbgrader without rewritin
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
 import re
@@ -29,6 +36,7 @@ BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 CODE_STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 MARKDOWN_STUB = "YOUR ANSWER HERE"
+VALUE_STUB = "{name} = None  # YOUR ANSWER HERE"
 _MARKER = re.compile(r"^(\s*)(### (?:BEGIN|END) SOLUTION)\s*$")
 
 
@@ -39,6 +47,35 @@ class MarkerError(ValueError):
 def _source(cell: dict) -> str:
     src = cell.get("source", "")
     return "".join(src) if isinstance(src, list) else src
+
+
+def _assigned_names(region: str) -> list[str] | None:
+    """The names a top-level region assigns, in order, if it does nothing but assign values; else None."""
+    try:
+        tree = ast.parse(region)
+    except SyntaxError:
+        return None
+    names: list[str] = []
+
+    def collect(target: ast.expr) -> bool:
+        if isinstance(target, ast.Name):
+            if target.id not in names:
+                names.append(target.id)
+            return True
+        if isinstance(target, (ast.Tuple, ast.List)):
+            return all(collect(t) for t in target.elts)
+        return False
+
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            if not all(collect(t) for t in node.targets):
+                return None
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            if not collect(node.target):
+                return None
+        else:
+            return None
+    return names or None
 
 
 def strip_solution(source: str, cell_type: str, where: str) -> str:
@@ -58,31 +95,46 @@ def strip_solution(source: str, cell_type: str, where: str) -> str:
     def f():
         # YOUR CODE HERE
         raise NotImplementedError()
+    >>> print(strip_solution("### BEGIN SOLUTION\\nA = 1\\nB, C = 2, 3\\n### END SOLUTION", "code", "x"))
+    A = None  # YOUR ANSWER HERE
+    B = None  # YOUR ANSWER HERE
+    C = None  # YOUR ANSWER HERE
     """
     out: list[str] = []
     inside_since: int | None = None
+    region: list[str] = []
+    indent = ""
     for lineno, line in enumerate(source.split("\n"), start=1):
         m = _MARKER.match(line)
         if not m:
             if inside_since is None:
                 out.append(line)
+            else:
+                region.append(line)
             continue
         indent, marker = m.groups()
         if marker == BEGIN:
             if inside_since is not None:
                 raise MarkerError(f"{where}: nested '{BEGIN}' on line {lineno} (the region opened on line {inside_since} is not closed)")
-            inside_since = lineno
-            if cell_type == "code":
-                out += [indent + s for s in CODE_STUB]
-            else:
-                out.append(indent + MARKDOWN_STUB)
+            inside_since, region = lineno, []
         else:
             if inside_since is None:
                 raise MarkerError(f"{where}: '{END}' on line {lineno} without a matching '{BEGIN}'")
+            out += _stub(region, indent, cell_type)
             inside_since = None
     if inside_since is not None:
         raise MarkerError(f"{where}: '{BEGIN}' on line {inside_since} is never closed by '{END}'")
     return "\n".join(out)
+
+
+def _stub(region: list[str], indent: str, cell_type: str) -> list[str]:
+    """The lines that replace one solution region (``indent`` is the BEGIN marker's)."""
+    if cell_type != "code":
+        return [indent + MARKDOWN_STUB]
+    names = _assigned_names("\n".join(region)) if indent == "" else None
+    if names:
+        return [VALUE_STUB.format(name=n) for n in names]
+    return [indent + s for s in CODE_STUB]
 
 
 def make_exercise(nb: dict, name: str = "notebook") -> dict:

@@ -370,7 +370,9 @@ def bilinear_factor(rule: str, eta: float) -> float:
     """Closed-form per-step factor of ``|z|`` for the bilinear game ``f = xy``.
 
     - simultaneous: ``sqrt(1 + eta^2)`` (spirals out)
-    - alternating: ``1`` for ``eta <= 2`` (eigenvalues on the unit circle)
+    - alternating: ``1`` for ``eta < 2`` (eigenvalues on the unit circle). At ``eta = 2`` the
+      spectral radius is still 1, but ``-1`` is a defective double eigenvalue (a Jordan block):
+      ``|z_t|`` grows linearly in ``t``. Above 2 one eigenvalue is real with modulus above 1.
     - extragradient: ``sqrt(1 - eta^2 + eta^4)``
     - optimistic: largest root modulus of ``lambda^2 - (1 + 2 i eta) lambda + i eta``
 
@@ -378,6 +380,8 @@ def bilinear_factor(rule: str, eta: float) -> float:
     --------
     >>> round(bilinear_factor("simultaneous", 0.1), 6)
     1.004988
+    >>> bilinear_factor("alternating", 2.0)   # the boundary: radius 1, yet |z_t| grows like t
+    1.0
     """
     if rule == "simultaneous":
         return float(np.sqrt(1 + eta**2))
@@ -730,8 +734,9 @@ def critical_gamma(fprime0: float) -> float:
 def alternating_eigenvalues(h: float, fprime0: float, n_g: int = 1, n_d: int = 1) -> np.ndarray:
     """Eigenvalues of the alternating update of the unregularised Dirac-GAN near equilibrium.
 
-    ``lambda = 1 - a^2/2 +- sqrt((1 - a^2/2)^2 - 1)`` with ``a = sqrt(n_g n_d) h f'(0)``: on the unit
-    circle for ``a <= 2`` (the determinant is 1).
+    ``lambda = 1 - a^2/2 +- sqrt((1 - a^2/2)^2 - 1)`` with ``a = sqrt(n_g n_d) h f'(0)``: distinct and on
+    the unit circle for ``a < 2`` (the determinant is 1). At ``a = 2`` both are ``-1``, a defective double
+    root, and the iterates grow linearly; for ``a > 2`` one is real with modulus above 1.
 
     Examples
     --------

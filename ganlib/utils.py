@@ -117,3 +117,71 @@ def default_device() -> "torch.device":
     if mps is not None and mps.is_available():
         return _torch.device("mps")
     return _torch.device("cpu")
+
+
+THREADS_ENV = "GANLIB_THREADS"
+
+
+def configure_threads(n: int | None = None) -> int:
+    """Set the number of CPU threads torch uses inside one operation, for the course's small models.
+
+    The course's networks are tiny (MLPs of a few thousand parameters on batches of about 128), so
+    one operation takes microseconds and splitting it across threads costs more than it saves. With
+    torch's default (one thread per core), two threads that compete with any other busy process
+    for a core wait for each other at every operation. One thread is the deliberate default here.
+
+    Parameters
+    ----------
+    n : int, optional
+        Threads to use, >= 1. ``None`` (default): the environment variable ``GANLIB_THREADS`` if
+        set (``0`` or ``auto`` keeps torch's own default), otherwise 1. Later chapters with
+        convolutional models may pass a larger number.
+
+    Returns
+    -------
+    int
+        The number of threads torch now uses (``torch.get_num_threads()``).
+
+    Examples
+    --------
+    >>> configure_threads(1)
+    1
+    """
+    import torch as _torch
+
+    if n is None:
+        env = os.environ.get(THREADS_ENV, "").strip().lower()
+        if env in {"0", "auto"}:
+            return _torch.get_num_threads()
+        if env:
+            try:
+                n = int(env)
+            except ValueError:
+                raise ValueError(f"{THREADS_ENV}={env!r}: use a positive integer, or 0 / auto for torch's default") from None
+        else:
+            n = 1
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"configure_threads: n must be a positive integer, got {n!r}")
+    _torch.set_num_threads(int(n))
+    return _torch.get_num_threads()
+
+
+def optional_simd_features() -> list[str]:
+    """NumPy's optional SIMD targets that this CPU has and NumPy would use (e.g. AVX2, AVX-512 groups).
+
+    These are the "dispatched" features, chosen at run time: ``NPY_DISABLE_CPU_FEATURES`` may switch
+    them off (the test suite does, to check that printed results do not depend on the CPU). The
+    baseline features NumPy was compiled for cannot be disabled and are not listed. Names follow
+    the installed NumPy (``X86_V3``, ``X86_V4``, ``AVX512_ICL`` in NumPy 2.4; ``AVX2``, ``AVX512F``... in 1.x).
+
+    Examples
+    --------
+    >>> all(isinstance(name, str) for name in optional_simd_features())
+    True
+    """
+    try:
+        from numpy._core import _multiarray_umath as umath  # NumPy >= 2
+    except ImportError:  # pragma: no cover - NumPy 1.x
+        from numpy.core import _multiarray_umath as umath
+    found = umath.__cpu_features__
+    return [f for f in umath.__cpu_dispatch__ if found.get(f)]

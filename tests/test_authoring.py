@@ -17,10 +17,38 @@ def test_code_region_becomes_indented_stub():
 
 
 def test_top_level_and_deeper_indentation():
-    src = "### BEGIN SOLUTION\nA = 1\n### END SOLUTION\nclass C:\n    def m(self):\n        ### BEGIN SOLUTION\n        return 2\n        ### END SOLUTION"
+    src = "### BEGIN SOLUTION\nprint(1)\n### END SOLUTION\nclass C:\n    def m(self):\n        ### BEGIN SOLUTION\n        return 2\n        ### END SOLUTION"
     out = authoring.strip_solution(src, "code", "nb").split("\n")
     assert out[:2] == ["# YOUR CODE HERE", "raise NotImplementedError()"]
     assert out[-2:] == ["        # YOUR CODE HERE", "        raise NotImplementedError()"]
+
+
+@pytest.mark.parametrize("region,stub", [
+    ("A = 1", ["A = None  # YOUR ANSWER HERE"]),
+    ("A = {1, 2}\nB: float = 0.5", ["A = None  # YOUR ANSWER HERE", "B = None  # YOUR ANSWER HERE"]),
+    ("A, (B, C) = 1, (2, 3)\nA = 4", [f"{n} = None  # YOUR ANSWER HERE" for n in "ABC"]),
+])
+def test_top_level_value_region_becomes_value_stubs(region, stub):
+    # Run All must not stop at a value stub: one `NAME = None` per assigned name, in order
+    src = f"x = 0\n### BEGIN SOLUTION\n{region}\n### END SOLUTION\ncheck(A)"
+    assert authoring.strip_solution(src, "code", "nb").split("\n") == ["x = 0", *stub, "check(A)"]
+
+
+@pytest.mark.parametrize("region", [
+    "A = 1\nprint(A)",            # not only assignments
+    "A[0] = 1",                   # not a plain name
+    "A += 1",                     # augmented: needs a value first
+    "for i in range(3):\n    A = i",
+    "A = (",                      # not Python at all
+])
+def test_other_top_level_regions_keep_the_raising_stub(region):
+    src = f"### BEGIN SOLUTION\n{region}\n### END SOLUTION"
+    assert authoring.strip_solution(src, "code", "nb") == "# YOUR CODE HERE\nraise NotImplementedError()"
+
+
+def test_indented_assignment_keeps_the_raising_stub():
+    src = "def f():\n    ### BEGIN SOLUTION\n    y = 1\n    ### END SOLUTION\n    return y"
+    assert "    raise NotImplementedError()" in authoring.strip_solution(src, "code", "nb").split("\n")
 
 
 def test_markdown_region_becomes_answer_placeholder():
@@ -67,7 +95,7 @@ def test_generation_is_byte_deterministic_and_idempotent(tmp_path):
 def test_check_detects_drift_and_orphans(tmp_path):
     sol, ex = tmp_path / "solutions", tmp_path / "exercises"
     sol.mkdir()
-    (sol / "01_a.ipynb").write_text(json.dumps(notebook_dict(["### BEGIN SOLUTION\nA = 1\n### END SOLUTION"])))
+    (sol / "01_a.ipynb").write_text(json.dumps(notebook_dict(["### BEGIN SOLUTION\ndef a():\n    return 1\n### END SOLUTION"])))
     authoring.sync(sol, ex)
     assert authoring.sync(sol, ex, check=True) == []
     (ex / "01_a.ipynb").write_text((ex / "01_a.ipynb").read_text().replace("YOUR CODE HERE", "edited by hand"))

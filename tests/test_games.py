@@ -19,8 +19,9 @@ def test_simultaneous_multiplies_modulus_by_sqrt_1_plus_eta2_every_step(eta):
 
 
 def test_simultaneous_factor_value_from_the_text():
-    assert round(np.sqrt(1 + 0.1**2), 6) == 1.004988
     assert round(games.bilinear_factor("simultaneous", 0.1), 6) == 1.004988
+    traj = games.run(games.bilinear(), "simultaneous", (1.0, 0.0), 0.1, 10)
+    assert round(games.measured_rate(traj, start=0), 6) == 1.004988
 
 
 @pytest.mark.parametrize("eta", ETAS + [1.5])

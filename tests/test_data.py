@@ -74,3 +74,16 @@ def test_mode_coverage():
     x = np.concatenate([np.full(30, -2.0), np.full(60, 2.1), np.full(10, 0.0)])
     cov = data.mode_coverage(x, [-2.0, 2.0], radius=0.5)
     assert np.allclose(cov, [0.3, 0.6])
+
+
+def test_mode_coverage_radius_edge():
+    """Points between the radius and twice the radius count for no mode; a point at the radius counts."""
+    means, radius = [-2.0, 2.0], 0.5
+    x = np.array([-2.0, -2.0 + 0.5, -2.0 - 0.7, -2.0 - 0.99,    # mode 0: centre, at the radius, 1.4 r, 1.98 r
+                  2.0 + 0.49, 2.0 + 0.51, 2.0 - 0.75, 2.0 + 0.9,  # mode 1: inside, just outside, 1.5 r, 1.8 r
+                  0.0, 10.0])
+    np.testing.assert_array_equal(data.mode_coverage(x, means, radius), [2 / 10, 1 / 10])
+    np.testing.assert_array_equal(data.mode_coverage(x, means, radius=1.0), [4 / 10, 4 / 10])
+    np.testing.assert_array_equal(data.mode_coverage(x[:, None], means, radius), [2 / 10, 1 / 10])  # (n, 1) as sampled
+    with pytest.raises(ValueError, match="radius"):
+        data.mode_coverage(x, means, radius=0.0)

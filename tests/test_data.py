@@ -45,6 +45,24 @@ def test_bad_arguments():
         data.sample_gaussian_1d(-1, rng)
     with pytest.raises(ValueError, match="NaN"):
         data.wasserstein1_1d([0.0, np.nan], [1.0, 2.0])
+    # the mixture's own checks, also where no sampler would notice (the density)
+    for fn in (lambda *a: data.mixture_pdf_1d(0.0, *a), lambda *a: data.sample_mixture_1d(3, rng, *a)):
+        with pytest.raises(ValueError, match="weights must be non-negative and sum to 1"):
+            fn([0, 1], 1.0, [0.5, 0.6])
+        with pytest.raises(ValueError, match="weights must be non-negative and sum to 1"):
+            fn([0, 1], 1.0, [1.5, -0.5])
+        with pytest.raises(ValueError, match="stds must be positive"):
+            fn([0, 1], [1.0, 0.0])
+        with pytest.raises(ValueError, match="same length"):
+            fn([0, 1], 1.0, [1.0])
+
+
+def test_empty_samples_have_the_batch_layout():
+    rng = np.random.default_rng(0)
+    assert data.sample_gaussian_1d(0, rng).shape == (0, 1)
+    assert data.sample_mixture_1d(0, rng, [0.0, 1.0], 1.0).shape == (0, 1)
+    with pytest.raises(ValueError, match="n must be"):
+        data.sample_mixture_1d(2.5, rng, [0.0], 1.0)
 
 
 def test_wasserstein_closed_forms():

@@ -192,6 +192,12 @@ def test_mismatched_shapes_are_refused():
         losses.r1_penalty(torch.nn.Linear(2, 3), torch.zeros(4, 2))
     with pytest.raises(ValueError, match="one weight per sample"):
         losses.gradient_penalty(torch.nn.Linear(2, 1), torch.zeros(4, 2), torch.zeros(4, 2), eps=torch.rand(1))
+    with pytest.raises(TypeError, match="different dtypes"):
+        losses.discriminator_loss_hinge(torch.zeros(4), torch.zeros(4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="different devices"):  # the meta device stands in for a GPU
+        losses.critic_loss_wasserstein(torch.zeros(4), torch.zeros(4, device="meta"))
+    with pytest.raises(ValueError, match="device or dtype"):
+        losses.gradient_penalty(torch.nn.Linear(2, 1), torch.zeros(4, 2), torch.zeros(4, 2, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("bad", [1.5, -0.2, -2.0, 1.0 + 1e-6, float("nan")])

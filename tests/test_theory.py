@@ -128,6 +128,10 @@ def test_grid_and_gaussian_pdf_integrate_to_one():
     assert float(th.gaussian_pdf(1.0, 1.0, 2.0)) == pytest.approx(1 / (2 * math.sqrt(2 * math.pi)))
     with pytest.raises(ValueError):
         th.grid(1, 0, 10)
+    assert th.grid(0, 1, 2) == (pytest.approx([0.0, 1.0]), 1.0)
+    for n in (1, 0, 2.5):
+        with pytest.raises(ValueError, match="n >= 2"):
+            th.grid(0, 1, n)
     with pytest.raises(ValueError):
         th.gaussian_pdf(0.0, 0.0, 0.0)
 
@@ -140,6 +144,10 @@ def test_discretize_normalises_and_validates():
     assert np.allclose(th.discretize(3 * x**2, x), p)
     with pytest.raises(ValueError, match="uniform"):
         th.discretize(np.ones(3), np.array([0.0, 1.0, 3.0]))
+    # uniform within a relative 1e-6 (linspace's rounding passes, a step 1e-5 off does not)
+    th.discretize(np.ones(4), np.array([0.0, 0.1, 0.2, 0.3 + 1e-9]))
+    with pytest.raises(ValueError, match="uniform"):
+        th.discretize(np.ones(4), np.array([0.0, 0.1, 0.2, 0.3 + 1e-6]))
     with pytest.raises(ValueError, match="non-negative"):
         th.discretize(lambda t: t - 1, x)
     with pytest.raises(ValueError, match="zero everywhere"):

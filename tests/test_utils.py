@@ -18,9 +18,12 @@ def test_budget_follows_smoke_switch(monkeypatch):
     assert utils.budget(full=5000, smoke=200) == 5000
 
 
-def test_budget_rejects_smoke_above_full():
+def test_budget_rejects_smoke_above_full(monkeypatch):
     with pytest.raises(ValueError, match="smoke budget"):
         utils.budget(full=10, smoke=20)
+    for on in ("0", "1"):  # equal budgets are allowed (a step count too small to shrink)
+        monkeypatch.setenv("GANLIB_SMOKE", on)
+        assert utils.budget(full=10, smoke=10) == 10
 
 
 def test_seed_everything_repeats_python_numpy_and_torch():
@@ -38,6 +41,9 @@ def test_seed_everything_repeats_python_numpy_and_torch():
 def test_seed_everything_torch_switch():
     import torch
 
+    for seed in (123, 2**31 + 5):               # below 2**32 NumPy's global state is np.random.seed(seed)'s
+        utils.seed_everything(seed)
+        assert np.random.rand() == np.random.RandomState(seed).rand()
     rng = utils.seed_everything(2**40 + 7)  # above NumPy's legacy 2**32 limit: still accepted
     assert rng.normal() == np.random.default_rng(2**40 + 7).normal()
     assert np.random.rand() == np.random.RandomState((2**40 + 7) % 2**32).rand()

@@ -167,6 +167,14 @@ def test_plot_game_draws_field_and_trajectories():
         plot_game(g, {"bad": np.zeros((3, 3))})
 
 
+def test_measured_rate_starts_halfway_by_default():
+    """A trajectory that grows by 2 per step, then shrinks by 1/2: the default window is the second half."""
+    r = np.concatenate([2.0 ** np.arange(41), 2.0**40 * 0.5 ** np.arange(1, 61)])  # T = 100, turn at t = 40
+    traj = np.stack([r, np.zeros_like(r)], axis=1)
+    assert games.measured_rate(traj) == pytest.approx(0.5, rel=1e-12)
+    assert games.measured_rate(traj, start=20) == pytest.approx((2.0**20 * 0.5**60) ** (1 / 80), rel=1e-12)
+
+
 def test_measured_rate_with_a_double_root():
     traj = games.run(games.bilinear(), "optimistic", (0.7, -0.3), 0.5, 400)
     assert games.measured_rate(traj, jordan=True) == pytest.approx(1 / np.sqrt(2), rel=2e-3)

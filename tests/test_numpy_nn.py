@@ -220,6 +220,49 @@ def test_optimizer_errors():
         nn.SGD([w]).step([np.zeros(3)])
     with pytest.raises(ValueError, match="learning rate"):
         nn.Adam([w], lr=0)
+    nn.SGD([w], momentum=0.99)
+    with pytest.raises(ValueError, match="momentum"):
+        nn.SGD([w], momentum=1.0)
+    with pytest.raises(ValueError, match="betas"):
+        nn.Adam([w], betas=(0.9, 1.0))
+
+
+def test_train_gan_1d_validates_its_arguments():
+    rng = np.random.default_rng(0)
+    G, D = nn.mlp([1, 2, 1], rng), nn.mlp([1, 2, 1], rng)
+    real = lambda n, r: r.normal(size=(n, 1))
+    with pytest.raises(ValueError, match="batch_size >= 1"):
+        nn.train_gan_1d(G, D, real, rng, steps=2, batch_size=0)
+    with pytest.raises(ValueError, match="steps >= 0"):
+        nn.train_gan_1d(G, D, real, rng, steps=-1)
+    with pytest.raises(ValueError, match="kind"):
+        nn.train_gan_1d(G, D, real, rng, steps=2, kind="wasserstein")
+    assert nn.train_gan_1d(G, D, real, rng, steps=0).loss_d.shape == (0,)
+
+
+def test_mlp_defaults_he_for_relu_xavier_for_tanh_and_passes_the_slope():
+    rng = np.random.default_rng(15)
+    for activation in ("leaky_relu", "relu"):
+        W = nn.mlp([400, 300], rng, activation=activation).layers[0].W
+        assert np.isclose(W.var(), 2 / 400, rtol=0.05)
+    W = nn.mlp([400, 300], rng, activation="tanh").layers[0].W
+    assert np.abs(W).max() <= np.sqrt(6 / 700) and np.isclose(W.var(), 6 / 700 / 3, rtol=0.05)
+    net = nn.mlp([1, 4, 4, 1], rng, slope=0.05)
+    assert [layer.slope for layer in net.layers if isinstance(layer, nn.LeakyReLU)] == [0.05, 0.05]
+    assert [type(layer) for layer in nn.mlp([1, 4, 1], rng, activation="relu").layers][1] is nn.ReLU
+
+
+@pytest.mark.parametrize("layer,torch_name", [(nn.ReLU(), "relu"), (nn.LeakyReLU(0.2), "leaky_relu")])
+def test_derivative_at_the_kink_matches_torch(layer, torch_name):
+    """At exactly x = 0 the NumPy layers use the same one-sided derivative as torch (the slope, or 0)."""
+    import torch
+
+    x = np.array([[0.0, -1.0, 1.0]])
+    layer.forward(x)
+    xt = torch.from_numpy(x).requires_grad_(True)
+    fn = torch.nn.functional.relu if torch_name == "relu" else (lambda t: torch.nn.functional.leaky_relu(t, 0.2))
+    fn(xt).sum().backward()
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), xt.grad.numpy())
 
 
 def test_wrong_shapes_name_the_layer_and_expected_shape():

@@ -27,7 +27,9 @@ def is_smoke() -> bool:
 
     Examples
     --------
-    >>> import os; os.environ["GANLIB_SMOKE"] = "1"; is_smoke()
+    >>> from unittest import mock
+    >>> with mock.patch.dict("os.environ", {"GANLIB_SMOKE": "yes"}):  # the environment is restored afterwards
+    ...     is_smoke()
     True
     """
     return os.environ.get(SMOKE_ENV, "").strip().lower() in _TRUE
@@ -45,7 +47,13 @@ def budget(full: int, smoke: int) -> int:
 
     Examples
     --------
-    >>> steps = budget(full=5000, smoke=200)
+    >>> from unittest import mock
+    >>> with mock.patch.dict("os.environ", {"GANLIB_SMOKE": "1"}):
+    ...     budget(full=5000, smoke=200)
+    200
+    >>> with mock.patch.dict("os.environ", {"GANLIB_SMOKE": "0"}):
+    ...     budget(full=5000, smoke=200)
+    5000
     """
     if smoke > full:
         raise ValueError(f"budget(full={full}, smoke={smoke}): the smoke budget must not exceed the full one")
@@ -57,8 +65,10 @@ def progress(iterable: Iterable[T], **kwargs) -> Iterator[T]:
 
     Examples
     --------
-    >>> for step in progress(range(3), desc="train"):
-    ...     pass
+    >>> from unittest import mock
+    >>> with mock.patch.dict("os.environ", {"GANLIB_SMOKE": "1"}):  # no bar: the items pass through
+    ...     [step for step in progress(range(3), desc="train")]
+    [0, 1, 2]
     """
     from tqdm.auto import tqdm
 

@@ -45,6 +45,24 @@ def test_bad_arguments():
         data.sample_gaussian_1d(-1, rng)
     with pytest.raises(ValueError, match="NaN"):
         data.wasserstein1_1d([0.0, np.nan], [1.0, 2.0])
+    # the mixture's own checks, also where no sampler would notice (the density)
+    for fn in (lambda *a: data.mixture_pdf_1d(0.0, *a), lambda *a: data.sample_mixture_1d(3, rng, *a)):
+        with pytest.raises(ValueError, match="weights must be non-negative and sum to 1"):
+            fn([0, 1], 1.0, [0.5, 0.6])
+        with pytest.raises(ValueError, match="weights must be non-negative and sum to 1"):
+            fn([0, 1], 1.0, [1.5, -0.5])
+        with pytest.raises(ValueError, match="stds must be positive"):
+            fn([0, 1], [1.0, 0.0])
+        with pytest.raises(ValueError, match="same length"):
+            fn([0, 1], 1.0, [1.0])
+
+
+def test_empty_samples_have_the_batch_layout():
+    rng = np.random.default_rng(0)
+    assert data.sample_gaussian_1d(0, rng).shape == (0, 1)
+    assert data.sample_mixture_1d(0, rng, [0.0, 1.0], 1.0).shape == (0, 1)
+    with pytest.raises(ValueError, match="n must be"):
+        data.sample_mixture_1d(2.5, rng, [0.0], 1.0)
 
 
 def test_wasserstein_closed_forms():
@@ -74,3 +92,16 @@ def test_mode_coverage():
     x = np.concatenate([np.full(30, -2.0), np.full(60, 2.1), np.full(10, 0.0)])
     cov = data.mode_coverage(x, [-2.0, 2.0], radius=0.5)
     assert np.allclose(cov, [0.3, 0.6])
+
+
+def test_mode_coverage_radius_edge():
+    """Points between the radius and twice the radius count for no mode; a point at the radius counts."""
+    means, radius = [-2.0, 2.0], 0.5
+    x = np.array([-2.0, -2.0 + 0.5, -2.0 - 0.7, -2.0 - 0.99,    # mode 0: centre, at the radius, 1.4 r, 1.98 r
+                  2.0 + 0.49, 2.0 + 0.51, 2.0 - 0.75, 2.0 + 0.9,  # mode 1: inside, just outside, 1.5 r, 1.8 r
+                  0.0, 10.0])
+    np.testing.assert_array_equal(data.mode_coverage(x, means, radius), [2 / 10, 1 / 10])
+    np.testing.assert_array_equal(data.mode_coverage(x, means, radius=1.0), [4 / 10, 4 / 10])
+    np.testing.assert_array_equal(data.mode_coverage(x[:, None], means, radius), [2 / 10, 1 / 10])  # (n, 1) as sampled
+    with pytest.raises(ValueError, match="radius"):
+        data.mode_coverage(x, means, radius=0.0)

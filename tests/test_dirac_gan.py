@@ -121,10 +121,42 @@ def test_wgan_gp_field_and_its_missing_jacobian():
 
 def test_weight_clipping_projects_psi_after_every_step():
     g = games.dirac_gan("wgan", "clip", clip=0.5)
-    for rule, nd in RULES3:
+    for rule, nd in RULES3 + [("extragradient", 1), ("optimistic", 1)]:
         traj = games.run(g, rule, (1.0, 1.0), H, 200, n_y=nd)
-        assert np.abs(traj[:, 1]).max() <= 0.5 and traj[0, 1] == 0.5
+        assert np.abs(traj[:, 1]).max() <= 0.5 and traj[0, 1] == 0.5, rule
+        assert np.abs(traj[:, 1]).max() == 0.5  # the constraint is active: unprojected, psi would leave [-0.5, 0.5]
     assert games.dirac_gan("wgan").project is None
+
+
+def test_dirac_methods_table_holds_the_settings_chapter_04_states():
+    """Each name maps to its loss, regularizer and the constants the lesson quotes."""
+    assert games.DIRAC_METHODS == {
+        "gan": dict(loss="gan"),
+        "nsgan": dict(loss="nsgan"),
+        "wgan": dict(loss="wgan", regularizer="clip", clip=1.0),
+        "wgan_gp": dict(loss="wgan", regularizer="wgan_gp", gamma=0.7, g0=1.0),
+        "instance_noise": dict(loss="gan", regularizer="instance_noise", sigma=0.7),
+        "gradient_penalty": dict(loss="gan", regularizer="r1", gamma=0.3),
+        "gradient_penalty_critical": dict(loss="gan", regularizer="r1", gamma=1.0),
+        "consensus": dict(loss="gan", regularizer="consensus", gamma=1.0),
+    }
+    # the "critical" entry is the critical weight of the standard GAN, the other penalty lies below it
+    gc = games.critical_gamma(float(games.dirac_loss("gan").df(0.0)))
+    assert games.DIRAC_METHODS["gradient_penalty_critical"]["gamma"] == gc
+    assert games.DIRAC_METHODS["gradient_penalty"]["gamma"] < gc
+    for name, kw in games.DIRAC_METHODS.items():
+        assert games.dirac_gan(**kw).name.startswith(f"Dirac-GAN, {kw['loss']}"), name
+
+
+def test_unknown_names_are_refused():
+    with pytest.raises(ValueError, match="unknown regularizer"):
+        games.dirac_gan("gan", "r3")
+    with pytest.raises(ValueError, match="unknown regularizer"):
+        games.dirac_jacobian("gan", "r3")
+    with pytest.raises(ValueError, match="unknown loss"):
+        games.dirac_loss("lsgan")
+    with pytest.raises(ValueError, match="gamma and sigma"):
+        games.dirac_gan("gan", "r1", gamma=-1.0)
 
 
 # ----------------------------------------------------------------------------- update rules with n_g, n_d

@@ -19,8 +19,9 @@ def test_simultaneous_multiplies_modulus_by_sqrt_1_plus_eta2_every_step(eta):
 
 
 def test_simultaneous_factor_value_from_the_text():
-    assert round(np.sqrt(1 + 0.1**2), 6) == 1.004988
     assert round(games.bilinear_factor("simultaneous", 0.1), 6) == 1.004988
+    traj = games.run(games.bilinear(), "simultaneous", (1.0, 0.0), 0.1, 10)
+    assert round(games.measured_rate(traj, start=0), 6) == 1.004988
 
 
 @pytest.mark.parametrize("eta", ETAS + [1.5])
@@ -164,6 +165,14 @@ def test_plot_game_draws_field_and_trajectories():
     assert len(ax.collections) == 1  # the quiver
     with pytest.raises(ValueError, match="shape"):
         plot_game(g, {"bad": np.zeros((3, 3))})
+
+
+def test_measured_rate_starts_halfway_by_default():
+    """A trajectory that grows by 2 per step, then shrinks by 1/2: the default window is the second half."""
+    r = np.concatenate([2.0 ** np.arange(41), 2.0**40 * 0.5 ** np.arange(1, 61)])  # T = 100, turn at t = 40
+    traj = np.stack([r, np.zeros_like(r)], axis=1)
+    assert games.measured_rate(traj) == pytest.approx(0.5, rel=1e-12)
+    assert games.measured_rate(traj, start=20) == pytest.approx((2.0**20 * 0.5**60) ** (1 / 80), rel=1e-12)
 
 
 def test_measured_rate_with_a_double_root():

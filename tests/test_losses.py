@@ -62,12 +62,26 @@ def test_lsgan_matches_numpy(shape):
     assert np.isclose(losses.discriminator_loss_lsgan(T(real), T(fake)).item(), default, rtol=1e-12)
 
 
-def test_lsgan_optimal_discriminator():
-    """D*(x) = (b p_d + a p_g) / (p_d + p_g) minimises the pointwise loss (Mao et al. 2017, Prop. 1)."""
-    pd, pg, a, b = 0.3, 0.7, -1.0, 1.0
-    d = torch.linspace(-2, 2, 40001, dtype=torch.float64)
-    pointwise = 0.5 * pd * (d - b) ** 2 + 0.5 * pg * (d - a) ** 2
-    assert np.isclose(d[pointwise.argmin()].item(), (b * pd + a * pg) / (pd + pg), atol=1e-4)
+@pytest.mark.parametrize("ab", [{}, {"a": -1.0, "b": 1.0}, {"a": 0.5, "b": 2.0}])
+def test_lsgan_optimal_discriminator(ab):
+    """D*(x) = (b p_d + a p_g) / (p_d + p_g) minimises ganlib's LSGAN loss (Mao et al. 2017, Prop. 1).
+
+    A distribution on four points is a batch that repeats each point by its probability; D is one
+    free value per point, so the batch loss is the expectation of the pointwise loss.
+    """
+    a, b = ab.get("a", 0.0), ab.get("b", 1.0)
+    counts_d, counts_g = np.array([1, 4, 3, 2]), np.array([3, 1, 2, 4])
+    pd, pg = counts_d / counts_d.sum(), counts_g / counts_g.sum()
+    real_idx = torch.tensor(np.repeat(np.arange(4), counts_d))
+    fake_idx = torch.tensor(np.repeat(np.arange(4), counts_g))
+    loss = lambda d: losses.discriminator_loss_lsgan(d[real_idx], d[fake_idx], **ab)
+    d_star = T((b * pd + a * pg) / (pd + pg)).requires_grad_(True)
+    (grad,) = torch.autograd.grad(loss(d_star), d_star)
+    np.testing.assert_allclose(grad.numpy(), 0.0, atol=1e-15)
+    # the loss is a quadratic with Hessian diag(p_d + p_g) / 2: the excess at D* + delta is exact
+    delta = T(RNG.normal(size=4))
+    excess = (loss(d_star + delta) - loss(d_star)).item()
+    assert np.isclose(excess, 0.5 * np.sum((pd + pg) * delta.numpy() ** 2), rtol=1e-10)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -96,11 +110,47 @@ def test_generator_gradients_with_respect_to_the_output():
         np.testing.assert_allclose(g.numpy(), per_sample / 6, rtol=1e-10, atol=1e-15)
 
 
-def test_losses_registry_pairs():
-    assert set(losses.LOSSES) == {"minimax", "nonsaturating", "lsgan", "hinge", "wasserstein"}
-    for d_loss, g_loss in losses.LOSSES.values():
-        real, fake = T(RNG.normal(size=(4, 1))), T(RNG.normal(size=(4, 1)))
-        assert d_loss(real, fake).shape == () and g_loss(fake).shape == ()
+def _sp(a):
+    return np.log1p(np.exp(a))  # naive softplus: fine for the moderate logits used with it
+
+
+# Independent NumPy formulas for each entry of LOSSES: (discriminator(real, fake), generator(fake)).
+NUMPY_LOSSES = {
+    "minimax": (lambda r, f: np.mean(_sp(-r)) + np.mean(_sp(f)), lambda f: np.mean(np.log(1 - 1 / (1 + np.exp(-f))))),
+    "nonsaturating": (lambda r, f: np.mean(_sp(-r)) + np.mean(_sp(f)), lambda f: -np.mean(np.log(1 / (1 + np.exp(-f))))),
+    "lsgan": (lambda r, f: 0.5 * np.mean((r - 1) ** 2) + 0.5 * np.mean(f**2), lambda f: 0.5 * np.mean((f - 1) ** 2)),
+    "hinge": (lambda r, f: np.mean(np.maximum(0, 1 - r)) + np.mean(np.maximum(0, 1 + f)), lambda f: -np.mean(f)),
+    "wasserstein": (lambda r, f: np.mean(f) - np.mean(r), lambda f: -np.mean(f)),
+}
+FIXED_REAL = np.array([[2.0], [-0.5], [0.3], [1.2]])
+FIXED_FAKE = np.array([[-1.0], [0.8], [-1.5], [0.4], [2.5]])
+
+
+def test_losses_registry_maps_each_name_to_its_functions():
+    want = {
+        "minimax": (losses.discriminator_loss_bce, losses.generator_loss_saturating),
+        "nonsaturating": (losses.discriminator_loss_bce, losses.generator_loss_nonsaturating),
+        "lsgan": (losses.discriminator_loss_lsgan, losses.generator_loss_lsgan),
+        "hinge": (losses.discriminator_loss_hinge, losses.generator_loss_hinge),
+        "wasserstein": (losses.critic_loss_wasserstein, losses.generator_loss_wasserstein),
+    }
+    assert list(losses.LOSSES) == list(want)
+    for name, (d_loss, g_loss) in losses.LOSSES.items():
+        assert d_loss is want[name][0] and g_loss is want[name][1], name
+
+
+@pytest.mark.parametrize("name", list(NUMPY_LOSSES))
+def test_losses_registry_values_on_fixed_inputs(name):
+    d_loss, g_loss = losses.LOSSES[name]
+    d_np, g_np = NUMPY_LOSSES[name]
+    got_d, got_g = d_loss(T(FIXED_REAL), T(FIXED_FAKE)), g_loss(T(FIXED_FAKE))
+    assert got_d.shape == () and got_g.shape == ()
+    assert np.isclose(got_d.item(), d_np(FIXED_REAL, FIXED_FAKE), rtol=1e-12, atol=1e-15)
+    assert np.isclose(got_g.item(), g_np(FIXED_FAKE), rtol=1e-12, atol=1e-15)
+    # the fixed inputs tell every entry apart (a swapped pairing could not pass by coincidence)
+    others = [n for n in NUMPY_LOSSES if n != name]
+    pairs = [(round(NUMPY_LOSSES[n][0](FIXED_REAL, FIXED_FAKE), 9), round(NUMPY_LOSSES[n][1](FIXED_FAKE), 9)) for n in others]
+    assert (round(got_d.item(), 9), round(got_g.item(), 9)) not in pairs
 
 
 # --------------------------------------------------------------------------- dtypes, devices, errors
@@ -108,13 +158,17 @@ def test_losses_registry_pairs():
 
 @pytest.mark.parametrize("dtype,rtol", [(torch.float32, 1e-6), (torch.float64, 1e-12), (torch.bfloat16, 2e-2)])
 def test_dtypes(dtype, rtol):
+    """Each loss keeps the inputs' dtype and agrees with the NumPy formula to that dtype's precision."""
     real, fake = logits_pair((16, 1), scale=2.0)
-    for d_loss, g_loss in losses.LOSSES.values():
-        want_d, want_g = d_loss(T(real), T(fake)).item(), g_loss(T(fake)).item()
-        got_d, got_g = d_loss(T(real, dtype), T(fake, dtype)), g_loss(T(fake, dtype))
-        assert got_d.dtype == dtype and got_g.dtype == dtype
-        assert np.isclose(got_d.item(), want_d, rtol=rtol, atol=rtol)
-        assert np.isclose(got_g.item(), want_g, rtol=rtol, atol=rtol)
+    real_t, fake_t = T(real, dtype), T(fake, dtype)
+    # the reference sees the same (rounded) inputs, so only the arithmetic's precision is tested
+    r, f = real_t.double().numpy(), fake_t.double().numpy()
+    for name, (d_loss, g_loss) in losses.LOSSES.items():
+        d_np, g_np = NUMPY_LOSSES[name]
+        got_d, got_g = d_loss(real_t, fake_t), g_loss(fake_t)
+        assert got_d.dtype == dtype and got_g.dtype == dtype, name
+        assert np.isclose(got_d.item(), d_np(r, f), rtol=rtol, atol=rtol), name
+        assert np.isclose(got_g.item(), g_np(f), rtol=rtol, atol=rtol), name
 
 
 def test_default_device():
@@ -138,6 +192,12 @@ def test_mismatched_shapes_are_refused():
         losses.r1_penalty(torch.nn.Linear(2, 3), torch.zeros(4, 2))
     with pytest.raises(ValueError, match="one weight per sample"):
         losses.gradient_penalty(torch.nn.Linear(2, 1), torch.zeros(4, 2), torch.zeros(4, 2), eps=torch.rand(1))
+    with pytest.raises(TypeError, match="different dtypes"):
+        losses.discriminator_loss_hinge(torch.zeros(4), torch.zeros(4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="different devices"):  # the meta device stands in for a GPU
+        losses.critic_loss_wasserstein(torch.zeros(4), torch.zeros(4, device="meta"))
+    with pytest.raises(ValueError, match="device or dtype"):
+        losses.gradient_penalty(torch.nn.Linear(2, 1), torch.zeros(4, 2), torch.zeros(4, 2, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("bad", [1.5, -0.2, -2.0, 1.0 + 1e-6, float("nan")])

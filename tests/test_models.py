@@ -77,3 +77,61 @@ def test_numpy_weight_layout_is_transposed_in_torch():
     net = nn.mlp([3, 2], np.random.default_rng(0))
     lin = models.from_numpy(net)[0]
     assert lin.weight.shape == (2, 3) and np.array_equal(lin.weight.detach().numpy(), net.layers[0].W.T)
+
+
+@pytest.mark.parametrize("mean,std", [(4.0, 1.25), ([1.0, -2.0, 0.5], [2.0, 0.5, 3.0])])
+def test_discriminator_standardize_is_the_first_layer_and_rescales_inputs(mean, std):
+    torch.manual_seed(7)
+    plain = models.discriminator(3, hidden=(8, 8))
+    torch.manual_seed(7)
+    disc = models.discriminator(3, hidden=(8, 8), standardize=(mean, std))
+    assert isinstance(disc[0], models.Standardize) and len(disc) == len(plain) + 1
+    assert sum(isinstance(m, models.Standardize) for m in disc.modules()) == 1
+    # the same weights (the layer has no parameters), applied to (x - mean) / std
+    assert all(torch.equal(p, q) for p, q in zip(disc.parameters(), plain.parameters()))
+    x = 3 * torch.randn(6, 3) + 2
+    scaled = (x - torch.tensor(mean)) / torch.tensor(std)
+    torch.testing.assert_close(disc(x), plain(scaled), rtol=1e-6, atol=1e-6)
+    assert not torch.allclose(disc(x), plain(x), atol=1e-3)
+    # standardize=None: no such layer
+    assert not any(isinstance(m, models.Standardize) for m in plain.modules())
+
+
+def test_standardize_layer_values_buffers_and_dtype():
+    layer = models.Standardize([1.0, -2.0], [2.0, 0.5], dtype=torch.float64)
+    x = torch.tensor([[3.0, -1.0], [1.0, -2.0]], dtype=torch.float64)
+    assert layer(x).tolist() == [[1.0, 2.0], [0.0, 0.0]]
+    assert list(layer.parameters()) == [] and {n for n, _ in layer.named_buffers()} == {"mean", "std"}
+    assert layer.mean.dtype == layer.std.dtype == torch.float64
+
+
+@pytest.mark.parametrize("activation,kind", [("leaky_relu", torch.nn.LeakyReLU), ("relu", torch.nn.ReLU),
+                                             ("tanh", torch.nn.Tanh)])
+def test_activation_names_map_to_their_modules(activation, kind):
+    net = models.mlp([2, 5, 4, 1], activation=activation, slope=0.3)
+    acts = [m for m in net if not isinstance(m, torch.nn.Linear)]
+    assert [type(m) for m in acts] == [kind, kind] and isinstance(net[-1], torch.nn.Linear)
+    x = torch.linspace(-2, 2, 9)[:, None]
+    want = {"leaky_relu": torch.where(x > 0, x, 0.3 * x), "relu": x.clamp(min=0), "tanh": torch.tanh(x)}[activation]
+    torch.testing.assert_close(acts[0](x), want)
+    disc = models.discriminator(2, hidden=(5,), activation=activation, slope=0.3)
+    gen = models.generator(2, 2, hidden=(5,), activation=activation, slope=0.3)
+    assert type(disc[1]) is kind and type(gen[1]) is kind
+    if kind is torch.nn.LeakyReLU:
+        assert disc[1].negative_slope == gen[1].negative_slope == 0.3
+
+
+def test_init_override_and_leaky_relu_default():
+    torch.manual_seed(2)
+    he_tanh = models.mlp([400, 300], activation="tanh", init="he")[0]
+    assert np.isclose(he_tanh.weight.std().item(), np.sqrt(2 / 400), rtol=0.02)
+    leaky = models.mlp([400, 300])[0]   # leaky ReLU defaults to He
+    assert np.isclose(leaky.weight.std().item(), np.sqrt(2 / 400), rtol=0.02)
+    xav_relu = models.mlp([400, 200], activation="relu", init="xavier")[0]
+    assert xav_relu.weight.abs().max().item() <= np.sqrt(6 / 600)
+    with pytest.raises(ValueError, match="init must be"):
+        models.mlp([2, 2], init="glorot")
+    with pytest.raises(ValueError, match="out_activation"):
+        models.generator(2, 2, out_activation="sigmoid")
+    with pytest.raises(ValueError, match="sizes"):
+        models.mlp([3])

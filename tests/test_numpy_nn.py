@@ -220,6 +220,49 @@ def test_optimizer_errors():
         nn.SGD([w]).step([np.zeros(3)])
     with pytest.raises(ValueError, match="learning rate"):
         nn.Adam([w], lr=0)
+    nn.SGD([w], momentum=0.99)
+    with pytest.raises(ValueError, match="momentum"):
+        nn.SGD([w], momentum=1.0)
+    with pytest.raises(ValueError, match="betas"):
+        nn.Adam([w], betas=(0.9, 1.0))
+
+
+def test_train_gan_1d_validates_its_arguments():
+    rng = np.random.default_rng(0)
+    G, D = nn.mlp([1, 2, 1], rng), nn.mlp([1, 2, 1], rng)
+    real = lambda n, r: r.normal(size=(n, 1))
+    with pytest.raises(ValueError, match="batch_size >= 1"):
+        nn.train_gan_1d(G, D, real, rng, steps=2, batch_size=0)
+    with pytest.raises(ValueError, match="steps >= 0"):
+        nn.train_gan_1d(G, D, real, rng, steps=-1)
+    with pytest.raises(ValueError, match="kind"):
+        nn.train_gan_1d(G, D, real, rng, steps=2, kind="wasserstein")
+    assert nn.train_gan_1d(G, D, real, rng, steps=0).loss_d.shape == (0,)
+
+
+def test_mlp_defaults_he_for_relu_xavier_for_tanh_and_passes_the_slope():
+    rng = np.random.default_rng(15)
+    for activation in ("leaky_relu", "relu"):
+        W = nn.mlp([400, 300], rng, activation=activation).layers[0].W
+        assert np.isclose(W.var(), 2 / 400, rtol=0.05)
+    W = nn.mlp([400, 300], rng, activation="tanh").layers[0].W
+    assert np.abs(W).max() <= np.sqrt(6 / 700) and np.isclose(W.var(), 6 / 700 / 3, rtol=0.05)
+    net = nn.mlp([1, 4, 4, 1], rng, slope=0.05)
+    assert [layer.slope for layer in net.layers if isinstance(layer, nn.LeakyReLU)] == [0.05, 0.05]
+    assert [type(layer) for layer in nn.mlp([1, 4, 1], rng, activation="relu").layers][1] is nn.ReLU
+
+
+@pytest.mark.parametrize("layer,torch_name", [(nn.ReLU(), "relu"), (nn.LeakyReLU(0.2), "leaky_relu")])
+def test_derivative_at_the_kink_matches_torch(layer, torch_name):
+    """At exactly x = 0 the NumPy layers use the same one-sided derivative as torch (the slope, or 0)."""
+    import torch
+
+    x = np.array([[0.0, -1.0, 1.0]])
+    layer.forward(x)
+    xt = torch.from_numpy(x).requires_grad_(True)
+    fn = torch.nn.functional.relu if torch_name == "relu" else (lambda t: torch.nn.functional.leaky_relu(t, 0.2))
+    fn(xt).sum().backward()
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), xt.grad.numpy())
 
 
 def test_wrong_shapes_name_the_layer_and_expected_shape():
@@ -255,8 +298,8 @@ def test_nan_stops_training_naming_step_and_quantity():
         nn.train_gan_1d(G, D, poisoned, rng, steps=10, batch_size=8)
 
     G, D = nn.mlp([1, 4, 1], rng), nn.mlp([1, 4, 1], rng)
-    D.layers[-1].W[:] = np.inf                     # D's logits on fakes are +-inf or nan: the generator loss is not finite
-    with pytest.raises(FloatingPointError, match="step 0: the (discriminator|generator) loss"):
+    D.layers[-1].W[:] = np.inf                     # inf weights meet hidden units of both signs: inf - inf = NaN logits
+    with pytest.raises(FloatingPointError, match="step 0: the discriminator loss is nan "):
         nn.train_gan_1d(G, D, lambda n, r: r.normal(size=(n, 1)), rng, steps=3, batch_size=8)
 
 
@@ -294,12 +337,103 @@ def test_train_gan_1d_learns_the_mean_quickly():
     assert np.all(np.isfinite(hist.loss_d)) and hist.grad_norm_g.shape == (600,)
 
 
-def test_lr_decay_reaches_zero_and_snapshots_do_not_change_training():
+class _RecordingAdam(nn.Adam):
+    """Adam that logs the learning rate it uses at every step (one log per optimiser)."""
+
+    logs: list = []
+
+    def __init__(self, params, **kwargs):
+        super().__init__(params, **kwargs)
+        self.rates: list[float] = []
+        _RecordingAdam.logs.append(self)
+
+    def step(self, grads):
+        self.rates.append(self.lr)
+        super().step(grads)
+
+
+def _recorded_rates(monkeypatch, lr_decay, steps=10, lr_g=2e-3, lr_d=5e-3):
+    monkeypatch.setattr(_RecordingAdam, "logs", [])
+    monkeypatch.setattr(nn, "Adam", _RecordingAdam)
+    rng = np.random.default_rng(12)
+    G, D = nn.mlp([1, 4, 1], rng), nn.mlp([1, 4, 1], rng)
+    nn.train_gan_1d(G, D, lambda n, r: r.normal(size=(n, 1)), rng, steps=steps, batch_size=8,
+                    lr_g=lr_g, lr_d=lr_d, lr_decay=lr_decay)
+    by_net = {}
+    for opt in _RecordingAdam.logs:
+        net = "G" if opt.params[0] is G.parameters()[0] else "D" if opt.params[0] is D.parameters()[0] else "?"
+        by_net[net] = np.array(opt.rates)
+    assert sorted(by_net) == ["D", "G"]
+    return by_net
+
+
+def test_lr_decay_is_linear_for_both_optimisers(monkeypatch):
+    """At step k (0-based) both rates are lr * (1 - k / steps): lr at the first step, lr / steps at the last."""
+    steps = 10
+    rates = _recorded_rates(monkeypatch, lr_decay=True, steps=steps)
+    k = np.arange(steps)
+    np.testing.assert_allclose(rates["D"], 5e-3 * (1 - k / steps), rtol=1e-15)
+    np.testing.assert_allclose(rates["G"], 2e-3 * (1 - k / steps), rtol=1e-15)
+    off = _recorded_rates(monkeypatch, lr_decay=False, steps=steps)
+    assert np.all(off["D"] == 5e-3) and np.all(off["G"] == 2e-3) and len(off["D"]) == steps
+
+
+def test_snapshots_do_not_change_training():
     runs = []
     for snaps in ([], [0, 5, 10]):
         rng = np.random.default_rng(12)
         G, D = nn.mlp([1, 4, 1], rng), nn.mlp([1, 4, 1], rng)
         h = nn.train_gan_1d(G, D, lambda n, r: r.normal(size=(n, 1)), rng, steps=10, batch_size=8,
                             lr_decay=True, snapshot_steps=snaps)
-        runs.append((h.loss_d, G.parameters()[0].copy()))
-    assert np.array_equal(runs[0][0], runs[1][0]) and np.array_equal(runs[0][1], runs[1][1])
+        runs.append((h, G.parameters()[0].copy()))
+    assert np.array_equal(runs[0][0].loss_d, runs[1][0].loss_d) and np.array_equal(runs[0][1], runs[1][1])
+    assert runs[0][0].snapshots == [] and [s["step"] for s in runs[1][0].snapshots] == [0, 5, 10]
+
+
+def test_check_finite_rejects_inf_and_nan_and_accepts_finite():
+    nn.check_finite(1e308, 0, "loss")
+    nn.check_finite(-3.0, 0, "loss")
+    for bad, shown in ((float("inf"), "inf"), (float("-inf"), "-inf"), (float("nan"), "nan"), (np.float64(np.inf), "inf")):
+        with pytest.raises(FloatingPointError, match=f"step 7: the generator loss is {shown} "):
+            nn.check_finite(bad, 7, "generator loss")
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_an_infinite_discriminator_loss_stops_training():
+    """A real inf: D(x) = -x sends a real sample at +inf to logit -inf, and softplus(+inf) = inf (not NaN)."""
+    rng = np.random.default_rng(13)
+    G = nn.mlp([1, 4, 1], rng)
+    D = nn.Sequential(nn.Linear(1, 1, rng))
+    D.layers[0].W[:] = -1.0
+
+    def data_with_inf(n, r):
+        x = r.normal(size=(n, 1))
+        if data_with_inf.calls == 2:
+            x[0, 0] = np.inf
+        data_with_inf.calls += 1
+        return x
+
+    data_with_inf.calls = 0
+    logits = D.forward(np.array([[np.inf], [0.0]]))
+    assert theory.discriminator_loss(logits[:1], logits[1:]) == np.inf   # inf, not NaN
+    with pytest.raises(FloatingPointError, match="step 2: the discriminator loss is inf "):
+        nn.train_gan_1d(G, D, data_with_inf, rng, steps=10, batch_size=8)
+
+
+@pytest.mark.parametrize("bad,message", [((np.inf, 1.0), "generator loss is inf"),
+                                         ((1.0, np.inf), "generator's gradient norm is inf"),
+                                         ((np.nan, 1.0), "generator loss is nan")])
+def test_generator_step_results_are_checked(monkeypatch, bad, message):
+    real_step = nn.generator_step
+    calls = []
+
+    def step(*args, **kwargs):
+        calls.append(1)
+        out = real_step(*args, **kwargs)
+        return bad if len(calls) == 4 else out
+
+    monkeypatch.setattr(nn, "generator_step", step)
+    rng = np.random.default_rng(14)
+    G, D = nn.mlp([1, 4, 1], rng), nn.mlp([1, 4, 1], rng)
+    with pytest.raises(FloatingPointError, match=f"step 3: the {message}"):
+        nn.train_gan_1d(G, D, lambda n, r: r.normal(size=(n, 1)), rng, steps=10, batch_size=8)

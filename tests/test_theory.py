@@ -49,9 +49,9 @@ def test_stable_at_extreme_logits():
     np.testing.assert_allclose(sp[3:], a[3:], rtol=1e-15)          # softplus(a) ~ a for large a
     np.testing.assert_allclose(ls[:3], a[:3], rtol=1e-15)          # log sigmoid(a) ~ a for very negative a
     np.testing.assert_allclose(l1m[4:], -a[4:], rtol=1e-15)
-    # the naive formula really fails there: 1 - sigmoid(40) is exactly 0 in float64
-    with np.errstate(all="ignore"):
-        assert np.log(1 - naive_sigmoid(40.0)) == -np.inf
+    # at a = 40, where 1 - sigmoid(a) rounds to 0 in float64, log(1 - sigmoid(a)) = -40 - log1p(e^-40)
+    assert l1m[3] == -40.0 and np.isfinite(l1m[3])
+    assert ls[2] == pytest.approx(-40.0 - math.exp(-40.0), rel=1e-15) and sp[2] == pytest.approx(math.exp(-40.0), rel=1e-15)
 
 
 def test_bce_with_logits_matches_naive_and_extremes(rng):
@@ -70,13 +70,19 @@ def test_bce_with_logits_matches_naive_and_extremes(rng):
 
 
 def test_discriminator_loss_worked_example():
+    """The numbers of chapter 02's worked example, every one computed by ganlib."""
     # D(x) = 0.6 on a real sample, D(G(z)) = 0.4 on a fake one
     logit = lambda d: math.log(d / (1 - d))
     loss = th.discriminator_loss([logit(0.6)], [logit(0.4)])
-    assert -math.log(0.6) == pytest.approx(0.510826, abs=5e-7)
-    assert loss == pytest.approx(2 * 0.5108256237659907, rel=1e-12)
+    real_term, fake_term = th.bce_with_logits([logit(0.6)], [1.0]), th.bce_with_logits([logit(0.4)], [0.0])
+    assert round(real_term, 6) == round(fake_term, 6) == 0.510826
+    assert loss == pytest.approx(real_term + fake_term, rel=1e-12)
     assert round(loss, 6) == 1.021651
-    assert -math.log(0.7) == pytest.approx(0.356675, abs=5e-7) and -math.log(0.7) > 0
+    # a more confident D(x) = 0.7: a smaller, still positive real term
+    confident = th.discriminator_loss([logit(0.7)], [logit(0.4)]) - fake_term
+    assert round(confident, 6) == 0.356675 and 0 < confident < real_term
+    # the common slip (label 1 on the fake) gives -ln 0.4 instead
+    assert round(th.bce_with_logits([logit(0.4)], [1.0]), 6) == 0.916291
     # = BCE with label 1 on real plus BCE with label 0 on fake, = minus the discriminator's part of V
     real, fake = np.array([1.3, -0.2, 4.0]), np.array([-2.0, 0.5])
     assert th.discriminator_loss(real, fake) == pytest.approx(
@@ -122,6 +128,10 @@ def test_grid_and_gaussian_pdf_integrate_to_one():
     assert float(th.gaussian_pdf(1.0, 1.0, 2.0)) == pytest.approx(1 / (2 * math.sqrt(2 * math.pi)))
     with pytest.raises(ValueError):
         th.grid(1, 0, 10)
+    assert th.grid(0, 1, 2) == (pytest.approx([0.0, 1.0]), 1.0)
+    for n in (1, 0, 2.5):
+        with pytest.raises(ValueError, match="n >= 2"):
+            th.grid(0, 1, n)
     with pytest.raises(ValueError):
         th.gaussian_pdf(0.0, 0.0, 0.0)
 
@@ -134,6 +144,10 @@ def test_discretize_normalises_and_validates():
     assert np.allclose(th.discretize(3 * x**2, x), p)
     with pytest.raises(ValueError, match="uniform"):
         th.discretize(np.ones(3), np.array([0.0, 1.0, 3.0]))
+    # uniform within a relative 1e-6 (linspace's rounding passes, a step 1e-5 off does not)
+    th.discretize(np.ones(4), np.array([0.0, 0.1, 0.2, 0.3 + 1e-9]))
+    with pytest.raises(ValueError, match="uniform"):
+        th.discretize(np.ones(4), np.array([0.0, 0.1, 0.2, 0.3 + 1e-6]))
     with pytest.raises(ValueError, match="non-negative"):
         th.discretize(lambda t: t - 1, x)
     with pytest.raises(ValueError, match="zero everywhere"):
@@ -157,7 +171,27 @@ def test_check_density_errors_are_specific():
         th.value_function(np.full(3, 0.5), [0.5, 0.5], [0.5, 0.5], 1.0)
     with pytest.raises(ValueError, match="probability"):
         th.value_function([0.5, 1.5], [0.5, 0.5], [0.5, 0.5], 1.0)
-    th.check_density([0.5, 0.5 + 1e-6], 1.0)  # within tolerance: accepted
+
+
+def test_check_density_tolerance_edges():
+    """The documented tolerance is 1e-4 on the mass: just inside passes, just outside fails, either side of 1."""
+    assert th.DENSITY_TOL == 1e-4
+    for off in (0.9e-4, -0.9e-4):
+        th.check_density([0.5, 0.5 + off], 1.0)
+        th.check_density(np.array([0.5, 0.5 + off]) / 0.1, 0.1)  # the mass includes dx
+    for off in (1.1e-4, -1.1e-4):
+        with pytest.raises(ValueError, match="integrates to"):
+            th.check_density([0.5, 0.5 + off], 1.0)
+    # an explicit tol is honoured: looser accepts 1% off, tighter rejects 1e-5 off
+    th.check_density([0.5, 0.509], 1.0, tol=1e-2)
+    with pytest.raises(ValueError, match="integrates to 1.011"):
+        th.check_density([0.5, 0.511], 1.0, tol=1e-2)
+    with pytest.raises(ValueError, match="integrates to"):
+        th.check_density([0.5, 0.5 + 2e-5], 1.0, tol=1e-5)
+    # the functions built on check_density inherit the tolerance
+    with pytest.raises(ValueError, match="p_g integrates to"):
+        th.optimal_value([0.5, 0.5], [0.5, 0.5 + 1.1e-4], 1.0)
+    assert th.kl([0.5, 0.5 + 0.9e-4], [0.5, 0.5], 1.0) >= 0
 
 
 # ---------------------------------------------------------------- D*, V, C(G)

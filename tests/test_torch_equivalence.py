@@ -97,22 +97,29 @@ def test_first_steps_losses_gradients_and_parameters_agree(kind):
     assert max(np.abs(a - b).max() for a, b in zip(disc.parameters(), disc0.parameters())) > 1e-3
 
 
-def test_torch_loop_reproduces_train_gan_1d():
-    steps, n = 8, 128
+@pytest.mark.parametrize("lr_decay,kind", [(False, "nonsaturating"), (True, "nonsaturating"), (True, "saturating")])
+def test_torch_loop_reproduces_train_gan_1d(lr_decay, kind):
+    """train_gan_1d equals a hand-written torch loop, including the linear decay (torch's LambdaLR) and the loss kind."""
+    steps, n, lr_d, lr_g = 8, 128, 2e-3, 1e-3
     gen, disc, rng = numpy_gan(2)
     gen_t, disc_t = torch_copies(gen, disc)
-    hist = nn.train_gan_1d(gen, disc, sample, rng, steps=steps, batch_size=n)
+    hist = nn.train_gan_1d(gen, disc, sample, rng, steps=steps, batch_size=n, lr_d=lr_d, lr_g=lr_g, lr_decay=lr_decay,
+                           kind=kind)
     _, _, rng_t = numpy_gan(2)
     rng_t.integers(2**63)  # train_gan_1d draws the seed of its evaluation stream first
-    opt_d = torch.optim.Adam(disc_t.parameters(), lr=1e-3, betas=(0.5, 0.999))
-    opt_g = torch.optim.Adam(gen_t.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(disc_t.parameters(), lr=lr_d, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(gen_t.parameters(), lr=lr_g, betas=(0.5, 0.999))
+    factor = (lambda k: 1 - k / steps) if lr_decay else (lambda k: 1.0)
+    schedules = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (opt_d, opt_g)]
     loss_d, loss_g, norm_g = [], [], []
     for _ in range(steps):
         x_real, z_d = sample(n, rng_t), rng_t.normal(size=(n, 1))
         loss_d.append(torch_d_step(gen_t, disc_t, opt_d, x_real, z_d))
-        lg, ng = torch_g_step(gen_t, disc_t, opt_g, rng_t.normal(size=(n, 1)), "nonsaturating")
+        lg, ng = torch_g_step(gen_t, disc_t, opt_g, rng_t.normal(size=(n, 1)), kind)
         loss_g.append(lg)
         norm_g.append(ng)
+        for schedule in schedules:
+            schedule.step()
     np.testing.assert_allclose(loss_d, hist.loss_d, **TOL)
     np.testing.assert_allclose(loss_g, hist.loss_g, **TOL)
     np.testing.assert_allclose(norm_g, hist.grad_norm_g, **TOL)

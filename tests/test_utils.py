@@ -18,9 +18,12 @@ def test_budget_follows_smoke_switch(monkeypatch):
     assert utils.budget(full=5000, smoke=200) == 5000
 
 
-def test_budget_rejects_smoke_above_full():
+def test_budget_rejects_smoke_above_full(monkeypatch):
     with pytest.raises(ValueError, match="smoke budget"):
         utils.budget(full=10, smoke=20)
+    for on in ("0", "1"):  # equal budgets are allowed (a step count too small to shrink)
+        monkeypatch.setenv("GANLIB_SMOKE", on)
+        assert utils.budget(full=10, smoke=10) == 10
 
 
 def test_seed_everything_repeats_python_numpy_and_torch():
@@ -35,6 +38,34 @@ def test_seed_everything_repeats_python_numpy_and_torch():
     assert torch.rand(1).item() != draw()[3]
 
 
+def test_seed_everything_torch_switch():
+    import torch
+
+    for seed in (123, 2**31 + 5):               # below 2**32 NumPy's global state is np.random.seed(seed)'s
+        utils.seed_everything(seed)
+        assert np.random.rand() == np.random.RandomState(seed).rand()
+    rng = utils.seed_everything(2**40 + 7)  # above NumPy's legacy 2**32 limit: still accepted
+    assert rng.normal() == np.random.default_rng(2**40 + 7).normal()
+    assert np.random.rand() == np.random.RandomState((2**40 + 7) % 2**32).rand()
+    torch.manual_seed(1)
+    expected_untouched = torch.rand(1).item()
+    torch.manual_seed(1)
+    utils.seed_everything(99, torch=False)   # leaves torch's generator alone
+    assert torch.rand(1).item() == expected_untouched
+    torch.manual_seed(99)
+    want = torch.rand(1).item()
+    for flag in (True, None):                # None: seeds torch because it is already imported
+        torch.manual_seed(1)
+        utils.seed_everything(99, torch=flag)
+        assert torch.rand(1).item() == want, flag
+
+
+def test_seed_everything_does_not_import_torch():
+    code = "import sys, ganlib.utils as u; u.seed_everything(3); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False"]
+
+
 def test_seed_everything_validates():
     with pytest.raises(ValueError):
         utils.seed_everything(-1)
@@ -42,20 +73,54 @@ def test_seed_everything_validates():
         utils.seed_everything(1.5)
 
 
-def test_default_device_is_usable():
+@pytest.mark.parametrize("cuda,mps,want", [(True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"),
+                                          (False, False, "cpu"), (False, None, "cpu")])
+def test_default_device_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, want):
+    """The branch logic with mocked availability (``mps=None``: a torch build without ``torch.backends.mps``)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    if mps is None:
+        monkeypatch.delattr(torch.backends, "mps")
+    else:
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    dev = utils.default_device()
+    assert isinstance(dev, torch.device) and dev == torch.device(want)
+
+
+def test_default_device_on_this_machine_is_usable():
     import torch
 
     dev = utils.default_device()
-    assert dev.type in {"cuda", "mps", "cpu"}
-    assert dev.type == ("cuda" if torch.cuda.is_available() else dev.type)
-    torch.ones(2, device=dev).sum().item()
+    want = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert dev.type == want
+    assert torch.ones(2, device=dev).sum().item() == 2.0
 
 
-def test_progress_is_quiet_in_smoke_mode(monkeypatch, capsys):
+def test_progress_is_quiet_in_smoke_mode_and_on_ci(monkeypatch, capsys):
+    monkeypatch.delenv("CI", raising=False)
     monkeypatch.setenv("GANLIB_SMOKE", "1")
     assert list(utils.progress(range(5), desc="x")) == list(range(5))
-    captured = capsys.readouterr()
-    assert captured.err == "" and captured.out == ""
+    assert capsys.readouterr() == ("", "")
+    monkeypatch.delenv("GANLIB_SMOKE")
+    for on in ("true", "1"):
+        monkeypatch.setenv("CI", on)
+        assert list(utils.progress(range(5), desc="x")) == list(range(5))
+        assert capsys.readouterr() == ("", "")
+
+
+def test_progress_draws_a_bar_otherwise(monkeypatch, capsys):
+    monkeypatch.delenv("GANLIB_SMOKE", raising=False)
+    monkeypatch.setenv("CI", "false")
+    assert list(utils.progress(range(5), desc="train")) == list(range(5))
+    err = capsys.readouterr().err
+    assert "train" in err and "5/5" in err
+    # an explicit disable= wins over the environment, both ways
+    list(utils.progress(range(5), desc="quiet", disable=True))
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("GANLIB_SMOKE", "1")
+    list(utils.progress(range(3), desc="forced", disable=False))
+    assert "3/3" in capsys.readouterr().err
 
 
 def test_import_ganlib_is_light():

@@ -35,7 +35,6 @@ def one_error_line(err: str, command: str) -> str:
 @pytest.mark.skipif(not os.environ.get("GANLIB_DATA"), reason="GANLIB_DATA is not set: no MNIST files to train on "
                     "(point it at the folder of the four MNIST .gz files)")
 def test_mnist_mlp_trains_resumes_and_samples_png_and_npy(tmp_path, capsys):
-    start = time.perf_counter()
     out = tmp_path / "run"
     base = ["--model", "mlp", "--data", "mnist", "--out", str(out), *FAST, "--checkpoint-every", "2",
             "--sample-every", "2"]
@@ -58,7 +57,6 @@ def test_mnist_mlp_trains_resumes_and_samples_png_and_npy(tmp_path, capsys):
     assert main_sample(["--checkpoint", str(out / CHECKPOINT), "--n", "10", "--out", str(tmp_path / "t.npy")]) == 0
     assert np.array_equal(x, np.load(tmp_path / "t.npy"))
     assert "resuming at step 3" in capsys.readouterr().err
-    assert time.perf_counter() - start < 30
 
 
 def png_folder(folder: Path, n=24, size=20):

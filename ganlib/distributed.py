@@ -23,10 +23,25 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["torchrun_command", "env_world", "setup", "teardown", "rank", "world_size", "local_batch_size",
+__all__ = ["free_port", "torchrun_command", "env_world", "setup", "teardown", "rank", "world_size", "local_batch_size",
            "wrap", "shard", "all_mean"]
 
 _ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` now: a rendezvous port for runs that must not collide.
+
+    Examples
+    --------
+    >>> 1024 <= free_port() < 65536
+    True
+    """
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def torchrun_command(args: Sequence[str] = ("...",), nproc: int = 2) -> str:

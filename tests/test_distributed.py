@@ -7,7 +7,6 @@ distributed scenario; the tests below then compare their results with single-pro
 """
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,12 +25,6 @@ from ganlib.train import CHECKPOINT, HISTORY, History, TrainConfig, load_checkpo
 ROOT = Path(__file__).resolve().parents[1]
 K = 3  # steps of the distributed run; the resumed runs go on to 2K
 BATCH = 128  # global batch: 2 ranks of 64
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def dataset() -> torch.Tensor:
@@ -90,7 +83,7 @@ def runs(tmp_path_factory):
     single = run(out=tmp / "single")  # K steps at batch 128, checkpoint for the distributed resume
     ref = run(steps=2 * K)  # 2K uninterrupted steps at batch 128
     t0 = time.perf_counter()
-    mp.spawn(worker, args=(2, free_port(), str(tmp)), nprocs=2, join=True)
+    mp.spawn(worker, args=(2, gdist.free_port(), str(tmp)), nprocs=2, join=True)
     spawn_s = time.perf_counter() - t0
     ranks = [torch.load(tmp / f"rank{r}.pt", weights_only=False) for r in range(2)]
     return {"tmp": tmp, "single": single, "ref": ref, "ranks": ranks, "spawn_s": spawn_s}
@@ -234,7 +227,7 @@ def test_a_world_size_that_does_not_divide_the_batch_is_a_clear_error(monkeypatc
     monkeypatch.setenv("WORLD_SIZE", "3")
     monkeypatch.setenv("LOCAL_RANK", "0")
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
-    monkeypatch.setenv("MASTER_PORT", str(free_port()))
+    monkeypatch.setenv("MASTER_PORT", str(gdist.free_port()))
     argv = ["--distributed", "--model", "mlp", "--data", "synthetic", "--out", str(tmp_path), "--batch-size", "128"]
     assert main_train(argv) == 1
     err = capsys.readouterr().err
@@ -260,7 +253,7 @@ def test_sync_batchnorm_needs_distributed_and_cuda(capsys, tmp_path):
 def test_torchrun_runs_ganlib_train_distributed_and_one_process_resumes_it(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-           "--master-port", str(free_port()), "-m", "ganlib", "train", "--distributed", "--model", "mlp",
+           "--master-port", str(gdist.free_port()), "-m", "ganlib", "train", "--distributed", "--model", "mlp",
            "--data", "synthetic", "--out", str(out), "--steps", "2", "--batch-size", "32", "--width", "8",
            "--device", "cpu"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=ROOT,

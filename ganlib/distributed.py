@@ -146,7 +146,7 @@ def wrap(module: nn.Module, device: torch.device, sync_batchnorm: bool = False) 
 
     ``sync_batchnorm`` turns BatchNorm layers into ``SyncBatchNorm`` (in place: same parameters,
     same state-dict keys), which computes batch statistics over the global batch; torch
-    supports it on CUDA only. Module without trainable parameters are returned as they are.
+    supports it on CUDA only. A module without trainable parameters is returned as it is.
     """
     from torch.nn.parallel import DistributedDataParallel
 

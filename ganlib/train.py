@@ -19,7 +19,9 @@ Checkpoints (``config.out``) hold G, D, both optimisers, every RNG state, the da
 position, the step, the config and the ganlib version; ``resume=`` continues bit-identically
 on a CPU. Extension points for later chapters, so that they add options instead of loops:
 a batch ``(x, y)`` carries labels (``_Source.next``: conditional GANs), and every file is
-written only where ``_is_main_process()`` holds (rank 0 of a distributed run).
+written only where ``_is_main_process()`` holds (rank 0 of a distributed run:
+``TrainConfig(distributed=True)`` runs this loop in every process ``torchrun`` starts, with the
+pieces of :mod:`ganlib.distributed`).
 
 Examples
 --------
@@ -694,7 +696,9 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
         ``sample(n) -> Tensor`` (toy data; ``config.batch_size`` per call), or any iterable of
         batches ``x`` or ``(x, y)`` (a DataLoader; restarted at each epoch). Batches are moved
         to the device. Exact resume needs a ``Batches`` (or any source with ``state_dict()`` /
-        ``load_state_dict()``) or a callable drawing from the global RNGs.
+        ``load_state_dict()``) or a callable drawing from the global RNGs. In a distributed run,
+        a callable is sharded for you, a ``Batches`` must be built with ``rank`` and
+        ``world_size``, and a DataLoader needs a ``DistributedSampler`` (with ``set_epoch``).
     config : TrainConfig, optional
         Budget, loss, penalty, device, output folder... (defaults: ``TrainConfig()``).
     latent_dim : int, optional
@@ -1312,9 +1316,9 @@ def _train_body(args, parser) -> int:
                       rank=rank, world_size=world)
     say = print if rank == 0 else (lambda *a, **k: None)  # only rank 0 talks
     say(f"ganlib train: {model} on {kind} ({x.shape[0]} images of {tuple(x.shape[1:])}), device {device}, "
-          f"{'resuming at step ' + str(ckpt['step']) if ckpt else 'new run'} -> {out}"
-          + (f", {world} processes of {config.batch_size // world} images per step" if args.distributed else ""),
-          file=sys.stderr)
+        f"{'resuming at step ' + str(ckpt['step']) if ckpt else 'new run'} -> {out}"
+        + (f", {world} processes of {config.batch_size // world} images per step" if args.distributed else ""),
+        file=sys.stderr)
     try:
         history = train_gan(G, D, batches, config, resume=bool(ckpt), overwrite=args.overwrite, meta=meta)
     finally:
@@ -1322,7 +1326,7 @@ def _train_body(args, parser) -> int:
             _dist.teardown()
     last = history[-1] if len(history) else {"step": 0}
     say(f"ganlib train: done at step {last['step']}; checkpoint {out / CHECKPOINT}, history {out / HISTORY}, "
-          f"samples {out / 'samples'}", file=sys.stderr)
+        f"samples {out / 'samples'}", file=sys.stderr)
     return 0
 
 

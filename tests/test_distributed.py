@@ -71,6 +71,21 @@ def worker(rank: int, world: int, port: int, tmp: str) -> None:
             "from_single": run(steps=2 * K, rank=rank, world=world, resume=tmp / "single" / CHECKPOINT),
             "batchnorm": run(steps=1, batchnorm=True, rank=rank, world=world),
         }
+        results["seen"] = (gdist.rank(), gdist.world_size())
+        # a NaN on rank 1 only (its rows of the global batch): every rank stops at the same step
+        def nan_on_odd_rows(n):
+            x = torch.randn(n, 2)
+            x[1::2] = float("nan")
+            return x
+
+        try:
+            train_gan(*models(), nan_on_odd_rows, config(distributed=True))
+            results["nan"] = None
+        except FloatingPointError as e:
+            results["nan"] = str(e)
+        # rank 1 runs out of time after its first step, rank 0 has steps left: both stop together
+        own = config(steps=50, distributed=True, minutes=1e-6 if rank == 1 else None)
+        results["minutes"] = len(train_gan(*models(), lambda n: torch.randn(n, 2), own))
         results["seconds"] = time.perf_counter() - t0
         torch.save(results, tmp / f"rank{rank}.pt")
     finally:
@@ -111,6 +126,15 @@ def test_two_ranks_of_64_get_the_gradients_and_parameters_of_one_process_at_128(
         one = torch.tensor([row[col] for row in single["history"]])
         for r in range(2):
             assert torch.allclose(torch.tensor([row[col] for row in ddp[r]["history"]]), one, rtol=1e-4), col
+
+
+def test_every_rank_stops_at_the_same_step(runs):
+    ranks = runs["ranks"]
+    assert [rk["seen"] for rk in ranks] == [(0, 2), (1, 2)] and (gdist.rank(), gdist.world_size()) == (0, 1)
+    for rk in ranks:  # rank 0 saw clean data, yet stops at step 1 like rank 1, with the same message
+        assert rk["nan"] is not None and rk["nan"].startswith("training stopped at step 1:")
+    assert ranks[0]["nan"] == ranks[1]["nan"]
+    assert [rk["minutes"] for rk in ranks] == [1, 1]  # without one shared decision rank 0 would wait forever
 
 
 def test_the_spawned_processes_finish_in_under_a_minute(runs):

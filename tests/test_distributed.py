@@ -57,6 +57,24 @@ def run(steps=K, batchnorm=False, rank=0, world=1, resume=None, out=None):
             "grads": grads}
 
 
+def partial_freeze(find_unused: bool) -> str:
+    """What DDP says when a backward pass reaches only some of a wrapped module's parameters."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    torch.manual_seed(0)
+    D = discriminator(2, hidden=(8,))
+    Dw = DistributedDataParallel(D, find_unused_parameters=find_unused)
+    try:
+        for _ in range(2):
+            Dw(torch.randn(4, 2)).mean().backward()  # every parameter gets a gradient
+            D[0].weight.requires_grad_(False)  # then only some of them do
+            Dw(torch.randn(4, 2)).mean().backward()
+            D[0].weight.requires_grad_(True)
+    except RuntimeError as e:
+        return str(e).splitlines()[0]
+    return "ok"
+
+
 def worker(rank: int, world: int, port: int, tmp: str) -> None:
     """One rank: every distributed scenario, its results saved as tmp/NAME_rankR.pt."""
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
@@ -87,6 +105,7 @@ def worker(rank: int, world: int, port: int, tmp: str) -> None:
         own = config(steps=50, distributed=True, minutes=1e-6 if rank == 1 else None)
         results["minutes"] = len(train_gan(*models(), lambda n: torch.randn(n, 2), own))
         results["seconds"] = time.perf_counter() - t0
+        results["partial"] = {fup: partial_freeze(fup) for fup in (True, False)}  # last: False breaks a DDP
         torch.save(results, tmp / f"rank{rank}.pt")
     finally:
         gdist.teardown()
@@ -135,6 +154,14 @@ def test_every_rank_stops_at_the_same_step(runs):
         assert rk["nan"] is not None and rk["nan"].startswith("training stopped at step 1:")
     assert ranks[0]["nan"] == ranks[1]["nan"]
     assert [rk["minutes"] for rk in ranks] == [1, 1]  # without one shared decision rank 0 would wait forever
+
+
+def test_a_partly_frozen_module_needs_find_unused_parameters(runs):
+    # ganlib freezes all of D in the G step (DDP then has nothing to wait for: the runs above finish);
+    # freezing only part of a wrapped module breaks DDP's bookkeeping unless it searches the graph
+    for rk in runs["ranks"]:
+        assert rk["partial"][True] == "ok"
+        assert rk["partial"][False].startswith("Expected to have finished reduction in the prior iteration")
 
 
 def test_the_spawned_processes_finish_in_under_a_minute(runs):

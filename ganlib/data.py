@@ -736,6 +736,12 @@ class Batches:
         Keep the whole dataset on this device (e.g. ``"cuda"``): batches need no copies.
     drop_last : bool
         Skip the last incomplete batch of each epoch (default), so every batch has ``batch_size`` rows.
+    rank, world_size : int
+        Data-parallel training (appendix B, the equivalent of a ``DistributedSampler`` with
+        ``set_epoch``): ``batch_size`` is then the global batch and this process (``rank`` of
+        ``world_size``) gets rows ``rank, rank + world_size, ...`` of each global batch. The ranks'
+        batches are disjoint, together they are exactly the single-process batch, and
+        :meth:`state_dict` is the single-process one, so a run resumes with any world size.
 
     Attributes
     ----------
@@ -752,10 +758,13 @@ class Batches:
     >>> b = Batches(torch.arange(10.0), batch_size=4, seed=0)
     >>> b.batches_per_epoch, [next(b).shape[0] for _ in range(3)], b.epoch
     (2, [4, 4, 4], 1)
+    >>> r0, r1 = (next(Batches(torch.arange(10.0), 4, rank=r, world_size=2)) for r in (0, 1))
+    >>> sorted(torch.cat([r0, r1]).tolist()) == sorted(next(Batches(torch.arange(10.0), 4)).tolist())
+    True
     """
 
     def __init__(self, x: "torch.Tensor", batch_size: int, *, labels: "torch.Tensor | None" = None, seed: int = 0,
-                 device=None, drop_last: bool = True):
+                 device=None, drop_last: bool = True, rank: int = 0, world_size: int = 1):
         import torch
 
         x = torch.as_tensor(x)
@@ -772,6 +781,18 @@ class Batches:
                 raise ValueError(f"{n} samples but labels of shape {tuple(labels.shape)}")
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        if not (isinstance(world_size, (int, np.integer)) and isinstance(rank, (int, np.integer))
+                and world_size >= 1 and 0 <= rank < world_size):
+            raise ValueError(f"need 0 <= rank < world_size, got rank={rank!r}, world_size={world_size!r}")
+        if world_size > 1:
+            if batch_size % world_size:
+                raise ValueError(f"the batch size {batch_size} is not divisible by the world size {world_size}: "
+                                 f"batch_size is the global batch, each rank takes batch_size / world_size rows; "
+                                 f"choose a multiple of {world_size}")
+            if not drop_last:
+                raise ValueError("a sharded Batches (world_size > 1) needs drop_last=True, so that every rank "
+                                 "gets the same number of rows in every step")
+        self.rank, self.world_size = int(rank), int(world_size)
         self.device = torch.device(device) if device is not None else x.device
         self.x = x.to(self.device)
         self.labels = labels.to(self.device) if labels is not None else None
@@ -801,7 +822,7 @@ class Batches:
             end = self.batch_size
         if self._perm is None:
             self._perm = self._permutation(self.epoch)
-        idx = self._perm[self.position:end]
+        idx = self._perm[self.position:end][self.rank::self.world_size]
         self.position = min(end, self.num_samples)
         xb = self.x[idx]
         return xb if self.labels is None else (xb, self.labels[idx])
@@ -826,4 +847,5 @@ class Batches:
 
     def __repr__(self) -> str:
         return (f"Batches(num_samples={self.num_samples}, batch_size={self.batch_size}, seed={self.seed}, "
-                f"epoch={self.epoch}, position={self.position}, device={self.device})")
+                f"epoch={self.epoch}, position={self.position}, device={self.device}"
+                + (f", rank={self.rank}, world_size={self.world_size})" if self.world_size > 1 else ")"))

@@ -19,7 +19,9 @@ Checkpoints (``config.out``) hold G, D, both optimisers, every RNG state, the da
 position, the step, the config and the ganlib version; ``resume=`` continues bit-identically
 on a CPU. Extension points for later chapters, so that they add options instead of loops:
 a batch ``(x, y)`` carries labels (``_Source.next``: conditional GANs), and every file is
-written only where ``_is_main_process()`` holds (rank 0 of a distributed run).
+written only where ``_is_main_process()`` holds (rank 0 of a distributed run:
+``TrainConfig(distributed=True)`` runs this loop in every process ``torchrun`` starts, with the
+pieces of :mod:`ganlib.distributed`).
 
 Examples
 --------
@@ -71,7 +73,7 @@ CHECKPOINT = "checkpoint.pt"
 HISTORY = "history.jsonl"
 # Config fields that may change between a run and its resumption (budgets, folders, speed options).
 _RESUMABLE_CHANGES = {"steps", "minutes", "epochs", "device", "out", "checkpoint_every", "sample_every",
-                      "channels_last", "compile", "amp"}
+                      "channels_last", "compile", "amp", "distributed", "sync_batchnorm"}
 
 
 # --------------------------------------------------------------------------- configuration
@@ -129,6 +131,13 @@ class TrainConfig:
     ema : float or None
         Keep an exponential moving average of G's weights with this decay (e.g. 0.999);
         it is saved in checkpoints, draws the sample grids, and is used by ``ganlib sample --ema``.
+    distributed : bool
+        Data-parallel training in every process that ``torchrun`` starts (appendix B,
+        :mod:`ganlib.distributed`): ``batch_size`` is the global batch, each rank trains on
+        ``batch_size / world_size`` rows, G and D are wrapped in ``DistributedDataParallel``,
+        only rank 0 writes files. A checkpoint resumes with any number of processes.
+    sync_batchnorm : bool
+        With ``distributed``: BatchNorm statistics over the global batch (``SyncBatchNorm``, CUDA only).
 
     Examples
     --------
@@ -167,6 +176,9 @@ class TrainConfig:
     cudnn_benchmark: bool = True
     # later chapters: an EMA of G's weights
     ema: float | None = None
+    # appendix B: data-parallel training over torchrun's processes
+    distributed: bool = False
+    sync_batchnorm: bool = False
 
     def __post_init__(self):
         def positive_int(name, allow_none=True):
@@ -212,6 +224,9 @@ class TrainConfig:
             raise ValueError(f"amp must be one of {AMP}, got {self.amp!r}")
         if self.ema is not None and not 0 < self.ema < 1:
             raise ValueError(f"ema is a decay in (0, 1), e.g. 0.999, got {self.ema!r}")
+        if self.sync_batchnorm and not self.distributed:
+            raise ValueError("sync_batchnorm synchronises BatchNorm across the processes of a distributed run: "
+                             "set distributed=True too")
 
     def to_dict(self) -> dict:
         """The config as plain Python values (a loss given as functions becomes its names)."""
@@ -681,7 +696,9 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
         ``sample(n) -> Tensor`` (toy data; ``config.batch_size`` per call), or any iterable of
         batches ``x`` or ``(x, y)`` (a DataLoader; restarted at each epoch). Batches are moved
         to the device. Exact resume needs a ``Batches`` (or any source with ``state_dict()`` /
-        ``load_state_dict()``) or a callable drawing from the global RNGs.
+        ``load_state_dict()``) or a callable drawing from the global RNGs. In a distributed run,
+        a callable is sharded for you, a ``Batches`` must be built with ``rank`` and
+        ``world_size``, and a DataLoader needs a ``DistributedSampler`` (with ``set_epoch``).
     config : TrainConfig, optional
         Budget, loss, penalty, device, output folder... (defaults: ``TrainConfig()``).
     latent_dim : int, optional
@@ -730,6 +747,12 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
     """
     cfg = config or TrainConfig()
     device = resolve_device(cfg.device)
+    rank, world = 0, 1
+    if cfg.distributed:  # appendix B: this process is one rank of a torchrun job
+        from ganlib import distributed as _dist
+
+        rank, world, device = _dist.setup(cfg.batch_size, device)
+        data = _dist.shard(data, cfg.batch_size, rank, world)
     if cfg.amp == "fp16" and device.type not in _FP16_DEVICES:
         raise ValueError(f"amp='fp16' needs a CUDA device (its gradient scaler is CUDA-only); on {device.type} "
                          "use amp='bf16'")
@@ -764,7 +787,7 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
     d_loss, g_loss = _losses.LOSSES[cfg.loss] if isinstance(cfg.loss, str) else cfg.loss
     probs = cfg.loss in ("minimax", "nonsaturating")  # history shows D's outputs as probabilities
     dtype = next((p.dtype for p in D.parameters() if p.is_floating_point()), torch.get_default_dtype())
-    source = _Source(data, cfg.batch_size, device, dtype, cfg.channels_last)
+    source = _Source(data, cfg.batch_size // world, device, dtype, cfg.channels_last)
     gen = latent_generator(seed, device)
     fixed_z = torch.randn(cfg.n_samples, latent_dim, generator=torch.Generator().manual_seed(_derived_seed(seed, 2)))
     _check_generator(G, latent_dim, device)
@@ -793,7 +816,9 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
     fixed_z = fixed_z.to(device)
 
     total = _total_steps(cfg, source)
-    Gf, Df = _maybe_compile(G, D, cfg.compile)
+    G_dp, D_dp = (_dist.wrap(G, device, cfg.sync_batchnorm), _dist.wrap(D, device, cfg.sync_batchnorm)) \
+        if cfg.distributed else (G, D)  # DistributedDataParallel: backward passes average gradients over ranks
+    Gf, Df = _maybe_compile(G_dp, D_dp, cfg.compile)
     autocast = _autocast(device, cfg.amp)
     pack = lambda x: pack_samples(x, cfg.pack)  # noqa: E731
     d_params = [p for p in D.parameters() if p.requires_grad]
@@ -808,6 +833,9 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
             if cfg.penalty == "gp":
                 return _losses.gradient_penalty(D, real, fake, lam=cfg.penalty_weight)
             return _losses.r1_penalty(D, real, gamma=cfg.penalty_weight)
+
+    def draw_z(n: int) -> Tensor:  # this rank's rows of the global batch's noise: the same z as one process
+        return sample_latent(n * world, latent_dim, gen)[rank::world]
 
     def mean_output(out: Tensor) -> Tensor:
         return (torch.sigmoid(out) if probs else out).float().mean().detach()
@@ -842,7 +870,7 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
         (out / HISTORY).write_text("")
     steps = range(start_step + 1, total + 1) if total is not None else _count(start_step + 1)
     bar = progress(steps, total=total, initial=start_step, desc="train", unit="step")
-    interrupted = _SigintFlag(enabled=writer)
+    interrupted = _SigintFlag(enabled=writer or cfg.distributed)
     t_start = time.perf_counter()
     step = start_step
     with interrupted:
@@ -852,7 +880,7 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
             # ---- the D step(s): real batch vs detached fake batch --------------------------------
             for _ in range(cfg.n_critic):
                 real = source.next()
-                z = sample_latent(real.shape[0], latent_dim, gen)
+                z = draw_z(real.shape[0])
                 with torch.no_grad(), autocast:
                     fake = Gf(z)  # detached: no graph through G, same values as G(z).detach()
                 if step == start_step + 1 and not d_stats:
@@ -872,7 +900,7 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
                 d_stats.append(torch.stack([loss_d.detach(), pen.detach(), grad_d.to(device),
                                             mean_output(out_real), mean_output(out_fake)]))
             # ---- the G step: fresh z, D frozen -----------------------------------------------------
-            z = sample_latent(real.shape[0], latent_dim, gen)
+            z = draw_z(real.shape[0])
             with _frozen(d_params):
                 with autocast:
                     out_fake = Df(pack(Gf(z)))
@@ -887,13 +915,16 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
                 _ema_update(G_ema, G, cfg.ema)
             # ---- bookkeeping: one device sync per step --------------------------------------------
             stats = torch.cat([torch.stack(d_stats).flatten(), torch.stack([loss_g.detach(), grad_g.to(device)])])
+            stop = interrupted.flag or (cfg.minutes is not None and time.perf_counter() - t_start >= 60 * cfg.minutes)
+            if cfg.distributed:  # global-batch means on every rank, and one stop decision for all of them
+                stats, stop = _dist.all_mean(stats, stop)
             values = stats.tolist()
             _check_finite(step, values, cfg.n_critic, skip_grads=cfg.amp == "fp16", out=out if writer else None)
             t1 = time.perf_counter()
             ld, pn, gd, dr, df = values[5 * (cfg.n_critic - 1): 5 * cfg.n_critic]
             history.append({"step": step, "loss_d": ld, "loss_g": values[-2], "d_real": dr, "d_fake": df,
                             "grad_norm_d": gd, "grad_norm_g": values[-1], "penalty": pn,
-                            "samples_per_s": cfg.n_critic * real.shape[0] / max(t1 - t0, 1e-9),
+                            "samples_per_s": cfg.n_critic * real.shape[0] * world / max(t1 - t0, 1e-9),
                             "time": clock0 + (t1 - t_start)})
             for fn in callbacks:
                 fn(step, G, D, history)
@@ -901,9 +932,7 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
                 save_samples(step)
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                 save(step, clock0 + (time.perf_counter() - t_start))
-            if interrupted.flag:
-                break
-            if cfg.minutes is not None and time.perf_counter() - t_start >= 60 * cfg.minutes:
+            if stop:
                 break
         getattr(bar, "close", lambda: None)()
         if step > start_step:  # the end of the run: a last sample grid and checkpoint, unless just written
@@ -1049,6 +1078,7 @@ TRAIN_EXAMPLES = """examples:
   ganlib train --model dcgan --data mnist --image-size 32 --out runs/dcgan --epochs 5 --amp --channels-last
   ganlib train --model dcgan --data folder --path photos/ --image-size 64 --channels 3 --out runs/photos
   ganlib sample --checkpoint runs/mlp/checkpoint.pt --n 64 --out grid.png
+  torchrun --nproc-per-node 2 -m ganlib train --distributed --model mlp --data mnist --out runs/ddp --steps 2000
 
 OUT receives checkpoint.pt (models, optimisers, RNG states: --resume continues exactly),
 history.jsonl (one JSON line per step) and samples/step_NNNNNN.png (fixed-noise grids).
@@ -1106,6 +1136,9 @@ def _parser_train():
     p.add_argument("--channels-last", action="store_true", help="NHWC memory layout")
     p.add_argument("--compile", action="store_true", help="torch.compile the models (eager fallback)")
     p.add_argument("--ema", type=float, help="keep an EMA of G's weights with this decay, e.g. 0.999")
+    p.add_argument("--distributed", action="store_true", help="data-parallel over the processes torchrun starts: "
+                   "torchrun --nproc-per-node 2 -m ganlib train --distributed ... (--batch-size is the global batch)")
+    p.add_argument("--sync-batchnorm", action="store_true", help="with --distributed on GPUs: SyncBatchNorm")
     return p
 
 
@@ -1256,24 +1289,44 @@ def _train_body(args, parser) -> int:
     else:
         steps, epochs, minutes = args.steps, args.epochs, args.minutes
     device = resolve_device(args.device)  # before loading data: a missing GPU is reported at once
+    rank, world = 0, 1
+    if args.distributed:  # join torchrun's process group first: a missing torchrun is reported at once
+        from ganlib import distributed as _dist
+
+        if "WORLD_SIZE" not in os.environ:
+            raise _CLIError("--distributed runs in the processes that torchrun starts; on one machine with 2 "
+                            "processes: "
+                            + _dist.torchrun_command(["--model", model, "--data", kind, "--out", str(out), "..."]))
+        rank, world, device = _dist.setup(pick("batch_size"), device)
+    elif args.sync_batchnorm:
+        parser.error("--sync-batchnorm needs --distributed")
     config = TrainConfig(steps=steps, epochs=epochs, minutes=minutes, batch_size=pick("batch_size"),
                          n_critic=pick("n_critic"), loss=pick("loss"), penalty=pick("penalty"),
                          penalty_weight=pick("penalty_weight"), lr_g=pick("lr_g"), lr_d=pick("lr_d"),
                          device=str(device), seed=meta["seed"], out=out, checkpoint_every=pick("checkpoint_every"),
                          sample_every=pick("sample_every"), amp=args.amp, channels_last=args.channels_last,
-                         compile=args.compile, ema=pick("ema"))
+                         compile=args.compile, ema=pick("ema"), distributed=args.distributed,
+                         sync_batchnorm=args.sync_batchnorm)
     seed_everything(config.seed, torch=True)
     G, D = build_models(meta)
     from ganlib.data import Batches
 
     x = _load_images(meta)
-    batches = Batches(x, config.batch_size, seed=config.seed, device=device)  # the whole dataset on the device
-    print(f"ganlib train: {model} on {kind} ({x.shape[0]} images of {tuple(x.shape[1:])}), device {device}, "
-          f"{'resuming at step ' + str(ckpt['step']) if ckpt else 'new run'} -> {out}", file=sys.stderr)
-    history = train_gan(G, D, batches, config, resume=bool(ckpt), overwrite=args.overwrite, meta=meta)
+    batches = Batches(x, config.batch_size, seed=config.seed, device=device,  # the whole dataset on the device
+                      rank=rank, world_size=world)
+    say = print if rank == 0 else (lambda *a, **k: None)  # only rank 0 talks
+    say(f"ganlib train: {model} on {kind} ({x.shape[0]} images of {tuple(x.shape[1:])}), device {device}, "
+        f"{'resuming at step ' + str(ckpt['step']) if ckpt else 'new run'} -> {out}"
+        + (f", {world} processes of {config.batch_size // world} images per step" if args.distributed else ""),
+        file=sys.stderr)
+    try:
+        history = train_gan(G, D, batches, config, resume=bool(ckpt), overwrite=args.overwrite, meta=meta)
+    finally:
+        if args.distributed:
+            _dist.teardown()
     last = history[-1] if len(history) else {"step": 0}
-    print(f"ganlib train: done at step {last['step']}; checkpoint {out / CHECKPOINT}, history {out / HISTORY}, "
-          f"samples {out / 'samples'}", file=sys.stderr)
+    say(f"ganlib train: done at step {last['step']}; checkpoint {out / CHECKPOINT}, history {out / HISTORY}, "
+        f"samples {out / 'samples'}", file=sys.stderr)
     return 0
 
 

@@ -1,8 +1,9 @@
 """How fast does ganlib.data feed MNIST, compared with how fast an MLP GAN trains on it?
 
 Prints the loader's images/s (``ganlib.data.Batches`` over ``mnist_images``, batch 128) and the
-images/s of MLP GAN training steps (one discriminator and one generator step per batch, Adam,
-non-saturating loss) on the same batches, and their ratio. The loader should be at least 10x
+images/s of ``ganlib.train.train_gan`` training chapter 07's MLP GAN (``ganlib train --model mlp``:
+one discriminator and one generator step per batch, Adam, non-saturating loss) on the same
+data, and their ratio. The loader should be at least 10x
 faster, so that data never limits training.
 
 Usage: ``python benchmarks/data_throughput.py [--batch-size 128] [--seconds 5] [--threads N]``
@@ -14,9 +15,10 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
 import torch
 
-from ganlib import data, losses, models
+from ganlib import data, train
 
 
 def rate(step, seconds: float, batch_size: int) -> float:
@@ -47,31 +49,18 @@ def main(argv=None) -> None:
     loader = rate(lambda: next(batches), args.seconds, bs)
 
     torch.manual_seed(0)
-    latent = 64
-    G = models.generator(latent, 784, hidden=(256, 512), out_activation="tanh")
-    D = models.discriminator(784, hidden=(512, 256))
-    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    stream = data.Batches(x, bs, seed=1)
-
-    def gan_step():  # the comparison workload only: the course's training loop is ganlib.train
-        real = next(stream).flatten(1)
-        fake = G(torch.randn(bs, latent))
-        loss_d = losses.discriminator_loss_bce(D(real), D(fake.detach()))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        loss_g = losses.generator_loss_nonsaturating(D(fake))
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-
-    train = rate(gan_step, args.seconds, bs)
+    G, D = train.build_models({"model": "mlp", "image_size": 28, "channels": 1, "latent_dim": 64, "width": 256})
+    steps = max(int(args.seconds * 20), 20)
+    history = train.train_gan(G, D, data.Batches(x, bs, seed=1),
+                              train.TrainConfig(steps=steps, minutes=args.seconds / 60, batch_size=bs, device="cpu"),
+                              latent_dim=64)
+    train_rate = float(np.median(history["samples_per_s"][3:]))   # the trainer's own per-step figure
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {bs}")
     print(f"load + scale MNIST train (60000 images): {load_s:.2f} s")
     print(f"loader (Batches, next batch):  {loader:12,.0f} images/s")
-    print(f"MLP GAN training (D + G step): {train:12,.0f} images/s")
-    print(f"loader / training:             {loader / train:12,.1f} x")
+    print(f"MLP GAN training (train_gan, chapter 07's MLP, D + G step): {train_rate:12,.0f} images/s "
+          f"({len(history)} steps)")
+    print(f"loader / training:             {loader / train_rate:12,.1f} x")
 
 
 if __name__ == "__main__":

@@ -10,10 +10,15 @@ games     two-player zero-sum games, update rules (GDA, alternating, extragradie
           the Dirac-GAN and its regularisers
 theory    the GAN objective on grids, KL/JSD, numerically stable losses from logits (NumPy)
 numpy_nn  layers with hand-written backward passes, gradient checks, SGD/Adam, a NumPy GAN loop
-data      toy distributions (1-D Gaussians and mixtures) and sample distances
+data      toy distributions (1-D and 2-D mixtures), sample distances, and images: MNIST from
+          its original files (downloaded, md5-verified, cached), image folders, seeded batches
 losses    GAN losses and gradient penalties in PyTorch (imports torch)
-models    small MLP generators and discriminators in PyTorch (imports torch)
-plot      vector fields and trajectories of 2-D games
+models    MLP and DCGAN generators and discriminators (conditional, spectrally normalised),
+          the MNIST classifier behind the metrics (imports torch)
+train     the course's one GAN training loop, its checkpoints, and ``ganlib train`` / ``ganlib sample``
+distributed  data-parallel training with torch.distributed (used by ``train``)
+metrics   mode coverage, FID, precision and recall, classifier score; ``ganlib evaluate``
+plot      vector fields of 2-D games, samples over modes, training curves, image grids
 grading   the offline grader behind ``python -m ganlib grade``
 authoring exercise notebooks generated from solution notebooks
 checks    the graded questions, one module per chapter

@@ -114,8 +114,9 @@ class TrainConfig:
         gradient scaler (CUDA only). Losses and penalties are computed in float32.
     channels_last : bool
         Models and image batches in the NHWC memory layout (faster convolutions on GPUs).
-    compile : bool
-        ``torch.compile`` both models; falls back to eager mode, with a warning, when it fails.
+    compile : bool or str
+        ``torch.compile`` both models (a string names the backend, e.g. ``"aot_eager"``); falls
+        back to eager mode, with a warning, when torch cannot compile here.
     cudnn_benchmark : bool
         Let cuDNN pick the fastest convolution algorithms (CUDA only).
     ema : float or None
@@ -146,7 +147,7 @@ class TrainConfig:
     # chapter 08: speed
     amp: str | None = None
     channels_last: bool = False
-    compile: bool = False
+    compile: bool | str = False
     cudnn_benchmark: bool = True
     # later chapters: an EMA of G's weights
     ema: float | None = None
@@ -949,18 +950,25 @@ def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
         e.copy_(b)
 
 
-def _maybe_compile(G: nn.Module, D: nn.Module, enabled: bool):
-    """``torch.compile`` both models, or return them unchanged (with a warning) when compiling is impossible."""
+def _maybe_compile(G: nn.Module, D: nn.Module, enabled: bool | str):
+    """``torch.compile`` both models, or return them unchanged (with a warning) when compiling is impossible.
+
+    Only the forward calls of the loop use the compiled wrappers; checkpoints, penalties and
+    callbacks see the original modules (which share the parameters). Errors while compiling
+    later (a missing C++ compiler, an unsupported platform) fall back to eager code through
+    ``torch._dynamo.config.suppress_errors``, with torch's warning.
+    """
     if not enabled:
         return G, D
     if not hasattr(torch, "compile"):
         warnings.warn(f"torch {torch.__version__} has no torch.compile: training in eager mode", stacklevel=3)
         return G, D
+    kwargs = {"backend": enabled} if isinstance(enabled, str) else {}
     try:
-        import torch._dynamo
+        import torch._dynamo as dynamo
 
-        torch._dynamo.config.suppress_errors = True  # a failing compilation falls back to eager code
-        return torch.compile(G), torch.compile(D)
+        dynamo.config.suppress_errors = True  # a failing compilation falls back to eager code
+        return torch.compile(G, **kwargs), torch.compile(D, **kwargs)
     except Exception as e:  # noqa: BLE001 - any failure means: run eagerly
         warnings.warn(f"torch.compile is unavailable ({type(e).__name__}: {e}); training in eager mode", stacklevel=3)
         return G, D

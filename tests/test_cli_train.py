@@ -221,3 +221,20 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path):
     assert len(History.from_jsonl(out / HISTORY)) == ck["step"]
     assert main_train(["--out", str(out), "--steps", str(ck["step"] + 2), "--resume"]) == 0
     assert load_checkpoint(out / CHECKPOINT)["step"] == ck["step"] + 2
+
+
+def test_speed_options_and_ema_through_the_command_line(tmp_path):
+    out = tmp_path / "run"
+    assert main_train(["--model", "dcgan", "--data", "synthetic", "--image-size", "32", "--out", str(out), *FAST,
+                       "--steps", "2", "--amp", "--channels-last", "--ema", "0.9"]) == 0
+    ck = load_checkpoint(out / CHECKPOINT)
+    assert ck["config"]["amp"] == "bf16" and ck["config"]["channels_last"] and ck["config"]["ema"] == 0.9
+    assert ck["models"]["G_ema"] is not None
+    for ema in ([], ["--ema"]):
+        assert main_sample(["--checkpoint", str(out / CHECKPOINT), "--n", "4", "--out",
+                            str(tmp_path / f"s{len(ema)}.npy"), *ema]) == 0
+    a, b = np.load(tmp_path / "s0.npy"), np.load(tmp_path / "s1.npy")
+    assert a.shape == b.shape == (4, 1, 32, 32) and not np.array_equal(a, b)  # the EMA generator differs
+    # resuming may switch the speed options off: they do not change what is trained
+    assert main_train(["--out", str(out), "--steps", "3", "--resume"]) == 0
+    assert load_checkpoint(out / CHECKPOINT)["step"] == 3

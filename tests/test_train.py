@@ -627,3 +627,96 @@ def test_sigint_saves_a_loadable_checkpoint_and_resume_finishes(tmp_path):
     G3, D3 = models()
     train_gan(G3, D3, toy_data, cfg(steps=6))
     assert_bit_identical(state(G2, D2), state(G3, D3))  # interrupted + resumed == uninterrupted
+
+
+# --------------------------------------------------------------------------- chapter 08: speed options, EMA
+
+
+def record_conv_io(module, seen):
+    """Forward hooks that note the dtype and memory layout of every convolution's input and output."""
+    for m in module.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            m.register_forward_hook(lambda mod, inp, out: seen.append(
+                (inp[0].dtype, out.dtype, inp[0].is_contiguous(memory_format=torch.channels_last))))
+
+
+def test_one_step_under_bfloat16_autocast_on_cpu():
+    G, D = image_models()
+    G2, D2 = copy.deepcopy(G), copy.deepcopy(D)
+    seen = []
+    record_conv_io(D, seen)
+    h = train_gan(G, D, Batches(IMAGES, 16), cfg(steps=1, batch_size=16, amp="bf16"))
+    n_conv = sum(isinstance(m, torch.nn.Conv2d) for m in D.modules())
+    assert len(seen) > n_conv
+    assert all(o == torch.float32 for _, o, _ in seen[:n_conv])  # the first-step shape check, in float32
+    assert all(o == torch.bfloat16 for _, o, _ in seen[n_conv:])  # training: convolutions ran in bfloat16
+    assert all(p.dtype == torch.float32 for p in list(G.parameters()) + list(D.parameters()))  # weights stay fp32
+    assert all(math.isfinite(v) for v in h[0].values())
+    # the same step in float32 gives nearly the same losses (bfloat16 keeps about 3 significant digits)
+    h32 = train_gan(G2, D2, Batches(IMAGES, 16), cfg(steps=1, batch_size=16))
+    assert h["loss_d"][0] == pytest.approx(h32["loss_d"][0], rel=0.05)
+    assert h["loss_g"][0] == pytest.approx(h32["loss_g"][0], rel=0.05)
+    moved = [float((p - q).abs().max().detach()) for p, q in zip(G.parameters(), G2.parameters())]
+    assert max(moved) < 1e-3  # both took one Adam step of size about lr = 2e-4 from the same start
+
+
+def test_fp16_needs_cuda():
+    G, D = image_models()
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="amp='fp16' needs a CUDA device"):
+        train_gan(G, D, Batches(IMAGES, 16), cfg(amp="fp16"))
+
+
+def test_channels_last_on_cpu_matches_the_default_layout():
+    G, D = image_models()
+    G2, D2 = copy.deepcopy(G), copy.deepcopy(D)
+    seen = []
+    record_conv_io(D, seen)
+    h = train_gan(G, D, Batches(IMAGES, 16), cfg(steps=2, batch_size=16, channels_last=True))
+    assert seen and all(cl for _, _, cl in seen)  # D's convolutions saw NHWC inputs
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in G.parameters() if p.dim() == 4)
+    h2 = train_gan(G2, D2, Batches(IMAGES, 16), cfg(steps=2, batch_size=16))
+    np.testing.assert_allclose(h["loss_d"], h2["loss_d"], rtol=1e-4)
+    for p, q in zip(G.parameters(), G2.parameters()):
+        assert torch.allclose(p, q, atol=1e-5)
+
+
+def test_compile_runs_the_same_loop():
+    G, D = models()
+    G2, D2 = copy.deepcopy(G), copy.deepcopy(D)
+    h = train_gan(G, D, toy_data, cfg(steps=2, compile="eager"))  # dynamo tracing, no C++ compiler needed
+    h2 = train_gan(G2, D2, toy_data, cfg(steps=2))
+    np.testing.assert_allclose(h["loss_g"], h2["loss_g"], rtol=1e-5)
+    for p, q in zip(G.parameters(), G2.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+
+
+def test_compile_falls_back_to_eager_with_a_warning(monkeypatch):
+    def broken(*a, **k):
+        raise RuntimeError("no compiler on this platform")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    G, D = models()
+    with pytest.warns(UserWarning, match="torch.compile is unavailable .*no compiler.*eager mode"):
+        h = train_gan(G, D, toy_data, cfg(steps=2, compile=True))
+    assert len(h) == 2
+
+
+def test_ema_is_the_moving_average_of_g_and_is_saved(tmp_path):
+    G, D = models()
+    start = [p.detach().clone() for p in G.parameters()]
+    ema_seen = []
+    train_gan(G, D, toy_data, cfg(steps=1, ema=0.75, out=tmp_path))
+    ck = load_checkpoint(tmp_path / CHECKPOINT)
+    ema = ck["models"]["G_ema"]
+    for (name, p), p0 in zip(G.named_parameters(), start):
+        assert torch.allclose(ema[name], 0.75 * p0 + 0.25 * p.detach(), atol=1e-7), name
+    del ema_seen
+    # resume continues the average exactly
+    G1, D1 = models()
+    train_gan(G1, D1, toy_data, cfg(steps=3, ema=0.75, out=tmp_path / "full"))
+    G2, D2 = models(seed=5)
+    train_gan(G2, D2, toy_data, cfg(steps=3, ema=0.75, out=tmp_path), resume=True)
+    assert_bit_identical(load_checkpoint(tmp_path / "full" / CHECKPOINT)["models"]["G_ema"],
+                         load_checkpoint(tmp_path / CHECKPOINT)["models"]["G_ema"])

@@ -21,8 +21,9 @@ images/s (real images consumed per second), the time of one MNIST epoch (60,000 
 rate, peak memory (CPU: the process's peak resident set while training, after the kernel's
 peak mark is reset once the data is loaded, on Linux; elsewhere ``resource.getrusage``'s
 lifetime peak; also the increase over the resident set after loading; CUDA:
-``torch.cuda.max_memory_allocated``) and the ratio
-ganlib / reference. The results go to a JSON file (device, threads, versions, load average,
+``torch.cuda.max_memory_allocated``), the processor time per step of the training process (all its
+threads; much less sensitive than wall-clock time to other programs competing for the CPU) and the
+ratio ganlib / reference. The results go to a JSON file (device, threads, versions, load average,
 every measurement) and a table on stdout.
 
 Usage::
@@ -266,17 +267,18 @@ def worker(spec: dict) -> dict:
     def on_step(step, batch):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        stamps.append((step, time.perf_counter(), batch))
+        stamps.append((step, time.perf_counter(), batch, time.process_time()))
 
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         (reference_run if spec["impl"] == "reference" else ganlib_run)(spec, device, images, labels, on_step)
     w = spec["warmup"]
-    (_, t_first, _), (_, t_last, _) = stamps[w - 1], stamps[-1]
-    images_timed = sum(b for _, _, b in stamps[w:])
+    (_, t_first, _, cpu_first), (_, t_last, _, cpu_last) = stamps[w - 1], stamps[-1]
+    images_timed = sum(s[2] for s in stamps[w:])
     rate = images_timed / (t_last - t_first)
     out = {"images_per_s": rate, "epoch_s": MNIST_TRAIN / rate, "step_s": (t_last - t_first) / (len(stamps) - w),
+           "cpu_s_per_step": (cpu_last - cpu_first) / (len(stamps) - w),
            "warmup_s": t_first - t0, "load_s": load_s,
            "peak_rss_mib": _proc_status("VmHWM") if hwm_reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
            "peak_rss_during_load_mib": peak_load, "rss_after_load_mib": rss_after_load, "peak_is_training_only": hwm_reset,
@@ -325,12 +327,13 @@ def run_config(spec: dict, timeout: float) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    head = ["size", "implementation", "options", "images/s", "s/epoch", "peak MiB", "+train MiB", "vs reference"]
+    head = ["size", "implementation", "options", "images/s", "s/epoch", "CPU s/step", "peak MiB", "+train MiB",
+            "vs reference"]
     out = [head]
     for r in rows:
         m = r["result"]
         if "error" in m:
-            out.append([str(r["size"]), r["impl"], r["options"], "error: " + m["error"], "", "", "", ""])
+            out.append([str(r["size"]), r["impl"], r["options"], "error: " + m["error"], "", "", "", "", ""])
             continue
         mem = m.get("peak_cuda_mib")
         peak = f"{mem:.0f} (GPU)" if mem is not None else f"{m['peak_rss_mib']:.0f}"
@@ -338,7 +341,7 @@ def table(rows: list[dict]) -> str:
             f"{m['peak_rss_mib'] - m['rss_after_load_mib']:.0f}"
         ratio = f"{r['ratio']:.2f}" if r.get("ratio") is not None else ("1.00" if r["impl"] == "reference" else "")
         out.append([str(r["size"]), r["impl"], r["options"], f"{m['images_per_s']:.0f}", f"{m['epoch_s']:.0f}",
-                    peak, extra, ratio])
+                    f"{m['cpu_s_per_step']:.2f}", peak, extra, ratio])
     widths = [max(len(row[i]) for row in out) for i in range(len(head))]
     lines = ["  ".join(c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
              for row in out]
@@ -402,7 +405,9 @@ def main(argv=None) -> int:
     Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
     print()
     print(table(rows))
-    print(f"\nimages/s: real images per second; s/epoch: 60,000 MNIST images at that rate; peak MiB: the process's "
+    print(f"\nimages/s: real images per second; s/epoch: 60,000 MNIST images at that rate; CPU s/step: processor "
+          f"time of the training process per step, all threads (less sensitive to other load than wall-clock time; "
+          f"the reference's DataLoader workers not included); peak MiB: the process's "
           f"peak resident memory while training (GPU: max_memory_allocated); +train: above the resident memory after "
           f"loading the data.\n"
           f"Results written to {args.json}; load average at the end {env['load_average_end']}.")

@@ -15,6 +15,12 @@ interpolation weights) and a separate ``torch.Generator`` on the device for the 
 ``z = torch.randn(n, latent_dim, generator=...)`` (:func:`latent_generator`), so the noise
 never repeats the data's stream.
 
+Checkpoints (``config.out``) hold G, D, both optimisers, every RNG state, the data source's
+position, the step, the config and the ganlib version; ``resume=`` continues bit-identically
+on a CPU. Extension points for later chapters, so that they add options instead of loops:
+a batch ``(x, y)`` carries labels (``_Source.next``: conditional GANs), and every file is
+written only where ``_is_main_process()`` holds (rank 0 of a distributed run).
+
 Examples
 --------
 >>> import torch
@@ -60,6 +66,7 @@ COLUMNS = ("step", "loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_
            "samples_per_s", "time")
 PENALTIES = (None, "gp", "r1")
 AMP = (None, "bf16", "fp16")
+_FP16_DEVICES = ("cuda",)  # float16 autocast with a gradient scaler: a GPU feature (tests widen it to the CPU)
 CHECKPOINT = "checkpoint.pt"
 HISTORY = "history.jsonl"
 # Config fields that may change between a run and its resumption (budgets, folders, speed options).
@@ -121,7 +128,16 @@ class TrainConfig:
         Let cuDNN pick the fastest convolution algorithms (CUDA only).
     ema : float or None
         Keep an exponential moving average of G's weights with this decay (e.g. 0.999);
-        it is saved in checkpoints and used by ``ganlib sample --ema``.
+        it is saved in checkpoints, draws the sample grids, and is used by ``ganlib sample --ema``.
+
+    Examples
+    --------
+    >>> TrainConfig(steps=None, minutes=2.5, loss="hinge", n_critic=2).minutes
+    2.5
+    >>> TrainConfig(loss="wgan")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown loss 'wgan'; choose one of ['hinge', 'lsgan', 'minimax', 'nonsaturating', 'wasserstein'] or pass a pair of functions (d_loss, g_loss)
     """
 
     steps: int | None = 1000
@@ -381,7 +397,13 @@ def latent_generator(seed: int, device: str | torch.device = "cpu") -> torch.Gen
 
 
 def sample_latent(n: int, latent_dim: int, generator: torch.Generator) -> Tensor:
-    """``z ~ N(0, I)``, shape ``(n, latent_dim)``, on the generator's device."""
+    """``z ~ N(0, I)``, shape ``(n, latent_dim)``, on the generator's device.
+
+    Examples
+    --------
+    >>> sample_latent(4, 100, latent_generator(0)).shape
+    torch.Size([4, 100])
+    """
     return torch.randn(n, latent_dim, generator=generator, device=generator.device)
 
 
@@ -400,22 +422,25 @@ def _infer_latent_dim(G: nn.Module) -> int:
 
 
 def _grad_norm(params: Sequence[Tensor]) -> Tensor:
+    """The 2-norm of all gradients together, as a tensor (no device sync)."""
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return torch.zeros(())
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+    foreach_norm = getattr(torch, "_foreach_norm", None)  # one fused call where torch has it
+    norms = foreach_norm(grads) if foreach_norm is not None else [torch.linalg.vector_norm(g) for g in grads]
+    return torch.linalg.vector_norm(torch.stack([n.float() for n in norms]))
 
 
 @contextlib.contextmanager
-def _frozen(module: nn.Module):
-    """No parameter gradients for ``module`` inside the block (D during the G step); flags restored after."""
-    flags = [p.requires_grad for p in module.parameters()]
-    module.requires_grad_(False)
+def _frozen(params: Sequence[Tensor]):
+    """No gradients for ``params`` inside the block (D's during the G step); they are trainable again after."""
+    for p in params:
+        p.requires_grad_(False)
     try:
         yield
     finally:
-        for p, f in zip(module.parameters(), flags):
-            p.requires_grad_(f)
+        for p in params:
+            p.requires_grad_(True)
 
 
 def _is_main_process() -> bool:
@@ -553,6 +578,13 @@ def save_checkpoint(path: str | os.PathLike, obj: dict) -> Path:
     """Write ``obj`` with ``torch.save`` atomically: a temporary file in the same folder, then ``os.replace``.
 
     A crash or Ctrl-C while writing leaves the previous checkpoint intact, never a truncated file.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> path = save_checkpoint(os.path.join(tempfile.mkdtemp(), "c.pt"), {"step": 3})
+    >>> torch.load(path, weights_only=True)["step"], sorted(os.listdir(path.parent))
+    (3, ['c.pt'])
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -680,10 +712,25 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
         G, D and the data do not fit together (named shapes), or a checkpoint does not match.
     KeyboardInterrupt
         After Ctrl-C, once the checkpoint is saved (when ``config.out`` is set).
+
+    Examples
+    --------
+    A run of 4 steps, then the same run resumed up to 6 steps from its checkpoint:
+
+    >>> import tempfile
+    >>> from ganlib.models import generator, discriminator
+    >>> out = tempfile.mkdtemp()
+    >>> real = lambda n: torch.randn(n, 2) + 3.0
+    >>> cfg = TrainConfig(steps=4, batch_size=32, loss="hinge", device="cpu", out=out)
+    >>> h = train_gan(generator(2, 2), discriminator(2), real, cfg)
+    >>> cfg.steps = 6
+    >>> h = train_gan(generator(2, 2), discriminator(2), real, cfg, resume=True)
+    >>> h["step"].tolist(), load_checkpoint(f"{out}/checkpoint.pt")["step"]
+    ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 6)
     """
     cfg = config or TrainConfig()
     device = resolve_device(cfg.device)
-    if cfg.amp == "fp16" and device.type != "cuda":
+    if cfg.amp == "fp16" and device.type not in _FP16_DEVICES:
         raise ValueError(f"amp='fp16' needs a CUDA device (its gradient scaler is CUDA-only); on {device.type} "
                          "use amp='bf16'")
     if cfg.clip is not None and cfg.penalty is not None:
@@ -712,7 +759,7 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
         D.to(memory_format=torch.channels_last)
     opt_G = opt_G or torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=cfg.betas)
     opt_D = opt_D or torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
-    scaler_G, scaler_D = (_grad_scaler(cfg.amp == "fp16") for _ in range(2))
+    scaler_G, scaler_D = (_grad_scaler(device, cfg.amp == "fp16") for _ in range(2))
     G_ema = copy.deepcopy(G).requires_grad_(False) if cfg.ema else None
     d_loss, g_loss = _losses.LOSSES[cfg.loss] if isinstance(cfg.loss, str) else cfg.loss
     probs = cfg.loss in ("minimax", "nonsaturating")  # history shows D's outputs as probabilities
@@ -740,6 +787,9 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
         old_history = Path(resume).parent / HISTORY
         if old_history.exists():  # rows up to the checkpoint's step: no seam, no duplicates
             history = History(r for r in History.from_jsonl(old_history).rows if r["step"] <= start_step)
+        if writer:  # rows written after the checkpoint (a run that went on, or was cut short) are dropped
+            out.mkdir(parents=True, exist_ok=True)
+            history.to_jsonl(out / HISTORY)
     fixed_z = fixed_z.to(device)
 
     total = _total_steps(cfg, source)
@@ -823,7 +873,7 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
                                             mean_output(out_real), mean_output(out_fake)]))
             # ---- the G step: fresh z, D frozen -----------------------------------------------------
             z = sample_latent(real.shape[0], latent_dim, gen)
-            with _frozen(D):
+            with _frozen(d_params):
                 with autocast:
                     out_fake = Df(pack(Gf(z)))
                 loss_g = g_loss(out_fake.float())
@@ -855,12 +905,12 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
                 break
             if cfg.minutes is not None and time.perf_counter() - t_start >= 60 * cfg.minutes:
                 break
-    getattr(bar, "close", lambda: None)()
-    if step > start_step:  # the end of the run: a last sample grid and checkpoint, unless just written
-        if not (cfg.sample_every and step % cfg.sample_every == 0):
-            save_samples(step)
-        if not (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
-            save(step, clock0 + (time.perf_counter() - t_start))
+        getattr(bar, "close", lambda: None)()
+        if step > start_step:  # the end of the run: a last sample grid and checkpoint, unless just written
+            if not (cfg.sample_every and step % cfg.sample_every == 0):
+                save_samples(step)
+            if not (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+                save(step, clock0 + (time.perf_counter() - t_start))
     if interrupted.flag:
         raise KeyboardInterrupt(f"training interrupted at step {step}"
                                 + (f"; checkpoint saved to {out / CHECKPOINT}" if writer else ""))
@@ -930,9 +980,10 @@ class _SigintFlag:
         return False
 
 
-def _grad_scaler(enabled: bool):
+def _grad_scaler(device: torch.device, enabled: bool):
+    """float16 training scales the losses so small gradients do not underflow; a no-op when disabled."""
     if hasattr(torch, "amp") and hasattr(torch.amp, "GradScaler"):
-        return torch.amp.GradScaler("cuda", enabled=enabled)
+        return torch.amp.GradScaler(device.type if enabled else "cuda", enabled=enabled)
     return torch.cuda.amp.GradScaler(enabled=enabled)  # torch < 2.3
 
 
@@ -1035,7 +1086,7 @@ def _parser_train():
     budget.add_argument("--minutes", type=_positive(float), help="wall-clock budget of this run (fractions allowed)")
     p.add_argument("--batch-size", type=_positive(int), help="default 128")
     p.add_argument("--seed", type=_nonnegative_int, help="default 0")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--device", default="auto", type=_device_name, help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
     p.add_argument("--overwrite", action="store_true", help="start afresh in an OUT that holds a checkpoint")
     p.add_argument("--loss", choices=sorted(_losses.LOSSES), help="default nonsaturating")
@@ -1070,6 +1121,13 @@ def _positive(kind):
 
     parse.__name__ = kind.__name__
     return parse
+
+
+def _device_name(text: str) -> str:
+    kind, _, index = text.partition(":")
+    if kind not in ("auto", "cpu", "cuda", "mps") or (index and not (kind == "cuda" and index.isdigit())):
+        raise _argparse_error(f"expected auto, cpu, cuda, cuda:N or mps, got {text!r}")
+    return text
 
 
 def _nonnegative_int(text: str) -> int:
@@ -1220,7 +1278,17 @@ def _train_body(args, parser) -> int:
 
 
 def main_train(argv: list[str]) -> int:
-    """``ganlib train ...`` (see ``ganlib train --help``); returns the exit code."""
+    """``ganlib train ...`` (see ``ganlib train --help``); returns the exit code.
+
+    0: trained; 1: a problem with the data, device, checkpoint or training (one ``error:`` line
+    on stderr); 2: bad arguments (the usage line and one ``error:`` line); 130: Ctrl-C, after
+    saving the checkpoint.
+
+    Examples
+    --------
+    >>> main_train(["--model", "gan", "--data", "mnist", "--out", "runs/x"])   # 'gan' is no model
+    2
+    """
     return _run_cli("train", _parser_train(), _train_body, argv)
 
 
@@ -1234,7 +1302,7 @@ def _parser_sample():
     p.add_argument("--n", type=_positive(int), default=64, help="how many samples (default 64)")
     p.add_argument("--out", required=True, help="grid.png (an image grid) or samples.npy (float32 N x C x H x W)")
     p.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the latent noise (default 0)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    p.add_argument("--device", default="auto", type=_device_name, help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--ema", action="store_true", help="use the EMA generator (runs trained with --ema)")
     p.add_argument("--nrow", type=_positive(int), help="images per row of the grid (default: a square)")
     return p
@@ -1274,5 +1342,11 @@ def _sample_body(args, parser) -> int:
 
 
 def main_sample(argv: list[str]) -> int:
-    """``ganlib sample ...`` (see ``ganlib sample --help``); returns the exit code."""
+    """``ganlib sample ...`` (see ``ganlib sample --help``); returns the exit code (0, 1 or 2 as ``main_train``).
+
+    Examples
+    --------
+    >>> main_sample(["--checkpoint", "runs/none/checkpoint.pt", "--out", "grid.jpg"])   # .png or .npy only
+    2
+    """
     return _run_cli("sample", _parser_sample(), _sample_body, argv)

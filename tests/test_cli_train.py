@@ -118,6 +118,7 @@ def test_a_second_fresh_run_needs_resume_or_overwrite(tmp_path, capsys):
     (["--model", "mlp", "--out", "x"], "--model and --data are required"),
     (["--model", "dcgan", "--data", "synthetic", "--out", "x", "--image-size", "30"], "invalid choice: 30"),
     (["--model", "mlp", "--data", "mnist"], "the following arguments are required: --out"),
+    (["--model", "mlp", "--data", "mnist", "--out", "x", "--device", "gpu"], "expected auto, cpu, cuda, cuda:N or mps"),
 ])
 def test_bad_arguments_give_a_usage_line_and_one_error_line(args, msg, capsys):
     assert main_train(args) == 2
@@ -143,6 +144,14 @@ def test_an_empty_folder_is_a_clear_error(tmp_path, capsys):
     assert main_train(["--model", "dcgan", "--data", "folder", "--path", str(tmp_path / "empty"), "--out",
                        str(tmp_path / "r"), "--device", "cpu"]) == 1
     assert "no images" in one_error_line(capsys.readouterr().err, "train")
+
+
+def test_a_corrupt_image_is_named(tmp_path, capsys):
+    folder = png_folder(tmp_path / "pics", n=3)
+    (folder / "img_001.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    assert main_train(["--model", "dcgan", "--data", "folder", "--path", str(folder), "--image-size", "32",
+                       "--out", str(tmp_path / "r"), *FAST]) == 1
+    assert "img_001.png" in one_error_line(capsys.readouterr().err, "train")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

@@ -7,15 +7,13 @@ import time
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from ganlib import losses
-from ganlib.models import discriminator, generator
-from ganlib.train import (COLUMNS, History, TrainConfig, every, latent_generator, pack_samples, sample_latent,
-                          train_gan)
+from ganlib.data import Batches, synthetic_images
+from ganlib.models import dcgan_discriminator, dcgan_generator, discriminator, generator
+from ganlib.train import (CHECKPOINT, COLUMNS, HISTORY, History, TrainConfig, every, latent_generator,
+                          load_checkpoint, pack_samples, sample_latent, save_checkpoint, train_gan)
 from ganlib.utils import seed_everything
-
-torch.set_num_threads(1)
 
 
 def toy_data(n):
@@ -422,11 +420,6 @@ def test_history_columns_plot_and_json_lines(tmp_path):
 
 # --------------------------------------------------------------------------- checkpoints and exact resume
 
-from ganlib.data import Batches, synthetic_images  # noqa: E402
-from ganlib.models import dcgan_discriminator, dcgan_generator  # noqa: E402
-from ganlib.train import CHECKPOINT, HISTORY, load_checkpoint, save_checkpoint  # noqa: E402
-
-
 def state(*modules):
     return {f"{i}.{k}": v.clone() for i, m in enumerate(modules) for k, v in m.state_dict().items()}
 
@@ -706,13 +699,11 @@ def test_compile_falls_back_to_eager_with_a_warning(monkeypatch):
 def test_ema_is_the_moving_average_of_g_and_is_saved(tmp_path):
     G, D = models()
     start = [p.detach().clone() for p in G.parameters()]
-    ema_seen = []
     train_gan(G, D, toy_data, cfg(steps=1, ema=0.75, out=tmp_path))
     ck = load_checkpoint(tmp_path / CHECKPOINT)
     ema = ck["models"]["G_ema"]
     for (name, p), p0 in zip(G.named_parameters(), start):
         assert torch.allclose(ema[name], 0.75 * p0 + 0.25 * p.detach(), atol=1e-7), name
-    del ema_seen
     # resume continues the average exactly
     G1, D1 = models()
     train_gan(G1, D1, toy_data, cfg(steps=3, ema=0.75, out=tmp_path / "full"))
@@ -720,3 +711,36 @@ def test_ema_is_the_moving_average_of_g_and_is_saved(tmp_path):
     train_gan(G2, D2, toy_data, cfg(steps=3, ema=0.75, out=tmp_path), resume=True)
     assert_bit_identical(load_checkpoint(tmp_path / "full" / CHECKPOINT)["models"]["G_ema"],
                          load_checkpoint(tmp_path / CHECKPOINT)["models"]["G_ema"])
+
+
+def test_resuming_an_older_checkpoint_drops_the_later_history_rows(tmp_path):
+    import shutil
+
+    G, D = models()
+    train_gan(G, D, toy_data, cfg(steps=4, out=tmp_path))
+    shutil.copy(tmp_path / CHECKPOINT, tmp_path / "step4.pt")
+    train_gan(G, D, toy_data, cfg(steps=6, out=tmp_path), resume=True)
+    assert len(History.from_jsonl(tmp_path / HISTORY)) == 6
+    G2, D2 = models()
+    h = train_gan(G2, D2, toy_data, cfg(steps=7, out=tmp_path), resume=tmp_path / "step4.pt")
+    assert h["step"].tolist() == list(range(1, 8))
+    assert History.from_jsonl(tmp_path / HISTORY)["step"].tolist() == list(range(1, 8))  # no duplicated 5, 6
+
+
+def test_the_float16_path_with_its_gradient_scaler_saves_and_resumes(tmp_path, monkeypatch):
+    """fp16 is for CUDA; torch's CPU autocast and GradScaler run the same code path here."""
+    import ganlib.train as train_mod
+
+    monkeypatch.setattr(train_mod, "_FP16_DEVICES", ("cuda", "cpu"))
+    seen = []
+    G, D = image_models()
+    record_conv_io(G, seen)
+    train_gan(G, D, Batches(IMAGES, 16), cfg(steps=2, batch_size=16, amp="fp16", out=tmp_path / "a"))
+    assert torch.float16 in {o for _, o, _ in seen}
+    ck = load_checkpoint(tmp_path / "a" / CHECKPOINT)
+    assert ck["scalers"]["D"]["scale"] > 0 and ck["scalers"]["G"] is not None
+    G2, D2 = image_models()
+    train_gan(G2, D2, Batches(IMAGES, 16), cfg(steps=1, batch_size=16, amp="fp16", out=tmp_path / "b"))
+    G3, D3 = image_models(seed=3)
+    train_gan(G3, D3, Batches(IMAGES, 16), cfg(steps=2, batch_size=16, amp="fp16", out=tmp_path / "b"), resume=True)
+    assert_bit_identical(state(G, D), state(G3, D3))

@@ -388,3 +388,12 @@ def test_benchmark_runs_both_sides(impl):
     run = bench.reference_run if impl == "reference" else bench.ganlib_run
     run(spec, torch.device("cpu"), images, y, lambda step, b: stamps.append((step, b)))
     assert stamps == [(1, 16), (2, 16), (3, 16)]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given where there is no GPU")
+def test_benchmark_refuses_cuda_without_a_gpu(capsys, tmp_path):
+    bench = load_benchmark()
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--device", "cuda", "--json", str(tmp_path / "out.json")])
+    assert exit_info.value.code == 2 and "no CUDA device is available" in capsys.readouterr().err
+    assert not (tmp_path / "out.json").exists()

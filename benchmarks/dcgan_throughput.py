@@ -24,7 +24,8 @@ lifetime peak; also the increase over the resident set after loading; CUDA:
 ``torch.cuda.max_memory_allocated``), the processor time per step of the training process (all its
 threads; much less sensitive than wall-clock time to other programs competing for the CPU) and the
 ratio ganlib / reference. The results go to a JSON file (device, threads, versions, load average,
-every measurement) and a table on stdout.
+every measurement; rewritten after each configuration, so an interrupted run keeps what it measured)
+and a table on stdout.
 
 Usage::
 
@@ -384,6 +385,13 @@ def main(argv=None) -> int:
           f"{env['torch']}, batch {args.batch_size}, {args.warmup} warm-up + {args.steps} timed steps; "
           f"load average {env['load_average_start']}", flush=True)
     rows = []
+
+    def write(done: bool) -> None:  # after every configuration: an interrupted run keeps what it measured
+        env["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
+        report = {"environment": env, "settings": {k: v for k, v in vars(args).items() if k != "worker"},
+                  "complete": done, "runs": rows}
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+
     for size in args.sizes:
         width = args.width_64 if size == 64 else args.width_28
         for impl, options in [("reference", "none")] + [("ganlib", o) for o in args.options]:
@@ -396,13 +404,12 @@ def main(argv=None) -> int:
             rows.append({**{k: spec[k] for k in ("impl", "options", "size", "width")}, "result": result})
             status = result.get("error") or f"{result['images_per_s']:.0f} images/s"
             print(f"  {size} px  {impl:9s} {options:13s} {status}  ({time.perf_counter() - t:.0f} s)", flush=True)
+            write(done=False)
         ref = next((r["result"] for r in rows if r["size"] == size and r["impl"] == "reference"), {})
         for r in rows:
             if r["size"] == size and r["impl"] == "ganlib" and "error" not in r["result"] and "error" not in ref:
                 r["ratio"] = r["result"]["images_per_s"] / ref["images_per_s"]
-    env["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
-    report = {"environment": env, "settings": {k: v for k, v in vars(args).items() if k != "worker"}, "runs": rows}
-    Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+    write(done=True)
     print()
     print(table(rows))
     print(f"\nimages/s: real images per second; s/epoch: 60,000 MNIST images at that rate; CPU s/step: processor "

@@ -334,3 +334,66 @@ def test_channels_last_gives_the_same_result_as_contiguous(size):
     Dc(xc).sum().backward()
     for p, q in zip(G.parameters(), Gc.parameters()):
         torch.testing.assert_close(q.grad.contiguous(), p.grad, rtol=1e-3, atol=1e-5)
+
+
+# --- the benchmark's baseline is the reference, and both sides of the benchmark run ----------------------
+def load_benchmark():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "dcgan_throughput.py"
+    spec = importlib.util.spec_from_file_location("dcgan_throughput", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("size", [28, 64])
+def test_benchmark_reference_networks_are_ganlibs_plus_a_sigmoid(size):
+    bench = load_benchmark()
+    torch.manual_seed(5)
+    ref_g, ref_d = bench.reference_networks(size, 1, 100, 16, 16)
+    torch.manual_seed(5)
+    G, D = models.dcgan_generator(size, 1, 100, 16), models.dcgan_discriminator(size, 1, 16)
+    assert [describe(a) for a in ref_g.main] == [describe(b) for b in G.main]
+    assert [describe(a) for a in ref_d.main[:-1]] == [describe(b) for b in D.main]
+    assert isinstance(ref_d.main[-1], nn.Sigmoid)
+    for a, b in zip([*ref_g.parameters(), *ref_d.parameters()], [*G.parameters(), *D.parameters()]):
+        assert torch.equal(a, b)                       # same construction order, same init draws
+    x = torch.rand(4, 1, size, size) * 2 - 1
+    torch.testing.assert_close(ref_d(x), torch.sigmoid(D(x)).flatten())
+
+
+def test_benchmark_reference_dataset_transforms_like_torchvision():
+    bench = load_benchmark()
+    imgs = torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8)
+    ds = bench.ReferenceMNIST(imgs, torch.arange(3), size=28)
+    x, y = ds[1]
+    assert x.shape == (1, 28, 28) and int(y) == 1
+    torch.testing.assert_close(x[0], imgs[1].float() / 255 * 2 - 1)   # ToTensor then Normalize(0.5, 0.5)
+    x64, _ = bench.ReferenceMNIST(imgs, torch.arange(3), size=64)[0]
+    assert x64.shape == (1, 64, 64) and x64.min() >= -1 and x64.max() <= 1
+
+
+@pytest.mark.parametrize("impl", ["reference", "ganlib"])
+def test_benchmark_runs_both_sides(impl):
+    from ganlib import data
+
+    bench = load_benchmark()
+    x, y = data.synthetic_images(64, size=28)
+    images = ((x[:, 0] + 1) * 127.5).round().to(torch.uint8) if impl == "reference" else x
+    spec = {"impl": impl, "options": "none", "size": 28, "width": 4, "latent_dim": 8, "batch_size": 16, "steps": 2,
+            "warmup": 1, "seed": 0, "workers": 0}
+    stamps = []
+    run = bench.reference_run if impl == "reference" else bench.ganlib_run
+    run(spec, torch.device("cpu"), images, y, lambda step, b: stamps.append((step, b)))
+    assert stamps == [(1, 16), (2, 16), (3, 16)]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given where there is no GPU")
+def test_benchmark_refuses_cuda_without_a_gpu(capsys, tmp_path):
+    bench = load_benchmark()
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--device", "cuda", "--json", str(tmp_path / "out.json")])
+    assert exit_info.value.code == 2 and "no CUDA device is available" in capsys.readouterr().err
+    assert not (tmp_path / "out.json").exists()

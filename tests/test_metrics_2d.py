@@ -266,3 +266,75 @@ def test_1d_mode_coverage_is_the_metric_and_matches_the_old_formula():
         data.mode_coverage([0.0, np.nan], centres, radius)
     with pytest.raises(ValueError, match="radius"):
         data.mode_coverage([0.0], centres, 0.0)
+
+
+# --------------------------------------------------------------------------- minibatch standard deviation layer
+
+
+def test_minibatch_stddev_matches_its_definition_and_sees_collapse():
+    torch = pytest.importorskip("torch")
+    from ganlib.models import MinibatchStdDev
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(12, 5, generator=g, dtype=torch.float64)
+    out = MinibatchStdDev()(x)
+    assert out.shape == (12, 6) and torch.equal(out[:, :5], x)
+    want = np.sqrt(x.numpy().var(axis=0) + 1e-8).mean()
+    assert np.allclose(out[:, 5].numpy(), want, rtol=1e-12)
+    # groups of 4: three different values, one per consecutive group
+    out4 = MinibatchStdDev(group_size=4)(x)
+    for j in range(3):
+        grp = x.numpy()[4 * j:4 * j + 4]
+        assert np.allclose(out4[4 * j:4 * j + 4, 5].numpy(), np.sqrt(grp.var(axis=0) + 1e-8).mean())
+    # images: std over the batch per (channel, pixel), averaged, appended as a channel
+    im = torch.randn(6, 2, 3, 3, generator=g, dtype=torch.float64)
+    out_im = MinibatchStdDev()(im)
+    assert out_im.shape == (6, 3, 3, 3)
+    assert np.allclose(out_im[:, 2].numpy(), np.sqrt(im.numpy().var(axis=0) + 1e-8).mean())
+    # a collapsed batch shows up as a (near) zero feature; gradients flow to every sample
+    collapsed = torch.ones(8, 2, dtype=torch.float64).requires_grad_(True)
+    assert float(MinibatchStdDev()(collapsed)[0, 2]) < 1e-3
+    spread = x.clone().requires_grad_(True)
+    MinibatchStdDev()(spread)[:, 5].sum().backward()
+    assert torch.all(spread.grad.abs().sum(dim=1) > 0)
+
+
+def test_minibatch_stddev_bad_input():
+    torch = pytest.importorskip("torch")
+    from ganlib.models import MinibatchStdDev
+
+    with pytest.raises(ValueError, match="multiple of group_size"):
+        MinibatchStdDev(group_size=4)(torch.zeros(6, 2))
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        MinibatchStdDev()(torch.zeros(1, 2))
+    with pytest.raises(ValueError, match="group_size"):
+        MinibatchStdDev(group_size=1)
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def test_plot_helpers_draw_what_they_say():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from ganlib import plot
+
+    rng = np.random.default_rng(11)
+    x = data.sample_ring(300, rng)
+    ax = plot.plot_modes(x, RING, std=0.01)
+    assert len(ax.patches) == 8 and len(ax.collections) == 2
+    assert len(plot.plot_modes(x, RING).patches) == 0   # no std: no circles
+    with pytest.raises(ValueError, match="2-D data"):
+        plot.plot_modes(np.zeros((5, 3)), RING)
+    fig = plot.plot_snapshots([(10, x), (20, x[:1] + np.zeros((50, 2)))], RING, 0.01, title="t")
+    titles = [a.get_title() for a in fig.axes]
+    r = metrics.mode_coverage(x, RING, 0.01)
+    assert titles == [f"step 10\n8/8 modes, {100 * r.high_quality:.0f}% HQ", "step 20\n1/8 modes, 100% HQ"]
+    with pytest.raises(ValueError, match="no snapshots"):
+        plot.plot_snapshots({}, RING, 0.01)
+    fig = plot.plot_results_grid({"a": {"ring": x}, "b": {"ring": x, "grid": data.sample_grid(100, rng)}},
+                                 {"ring": RING, "grid": GRID}, {"ring": 0.01, "grid": 0.05})
+    assert len(fig.axes) == 4 and not fig.axes[1].axison   # "a" has no grid run: that panel is blank
+    assert fig.axes[0].get_ylabel() == "a" and fig.axes[2].get_ylabel() == "b"

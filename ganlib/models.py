@@ -214,6 +214,52 @@ def to_numpy_params(module: nn.Module, grads: bool = False) -> list[np.ndarray]:
     return arrays
 
 
+# --------------------------------------------------------------------------- minibatch standard deviation (chapter 06)
+
+
+class MinibatchStdDev(nn.Module):
+    """Append the batch's average standard deviation as one extra feature (Karras et al. 2018, ProGAN).
+
+    For inputs ``(n, f)`` (or images ``(n, c, h, w)``) the layer splits the batch into groups
+    of ``group_size`` samples (the whole batch when ``None``), computes each feature's standard
+    deviation over the group, averages it over the features (and pixels) to one number per
+    group, and appends that number to every sample of the group: ``(n, f) -> (n, f + 1)``,
+    ``(n, c, h, w) -> (n, c + 1, h, w)``. A discriminator that sees it can tell a collapsed
+    batch (almost no spread) from a real one, which pushes the generator towards variety.
+    Unlike the other layers, each output depends on the whole group.
+
+    Examples
+    --------
+    >>> layer = MinibatchStdDev()
+    >>> x = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
+    >>> layer(x).tolist()           # std over the batch: 1 for both features
+    [[0.0, 1.0, 1.0], [2.0, 3.0, 1.0]]
+    >>> layer(torch.zeros(4, 3, 5, 5)).shape
+    torch.Size([4, 4, 5, 5])
+    """
+
+    def __init__(self, group_size: int | None = None, eps: float = 1e-8):
+        super().__init__()
+        if group_size is not None and (not isinstance(group_size, int) or group_size < 2):
+            raise ValueError(f"group_size must be an integer >= 2 or None (whole batch), got {group_size!r}")
+        self.group_size, self.eps = group_size, float(eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        g = n if self.group_size is None else min(self.group_size, n)
+        if n % g:
+            raise ValueError(f"MinibatchStdDev: batch size {n} is not a multiple of group_size {g}")
+        if g < 2:
+            raise ValueError("MinibatchStdDev needs at least 2 samples per group to measure a spread")
+        y = x.reshape(n // g, g, -1)                                            # (groups, g, features)
+        std = (y.var(dim=1, unbiased=False) + self.eps).sqrt().mean(dim=1)     # (groups,)
+        std = std.repeat_interleave(g).reshape(n, 1, *([1] * (x.dim() - 2)))
+        return torch.cat([x, std.expand(n, 1, *x.shape[2:])], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"group_size={self.group_size}"
+
+
 # ---------------------------------------------------------------------------------------------
 # DCGAN (chapter 08): one builder for 28x28, 32x32 and 64x64 images
 # ---------------------------------------------------------------------------------------------

@@ -610,18 +610,20 @@ CLASSIFIER_CONFIG: dict[str, Any] = {
 
 
 def cache_dir() -> Path:
-    """ganlib's cache folder: ``$GANLIB_CACHE``, else ``$XDG_CACHE_HOME/ganlib``, else ``~/.cache/ganlib``.
+    """Where the trained classifier is cached: ``$GANLIB_CACHE`` when set, else ganlib's user cache
+    (``ganlib.data.cache_dir()``: ``$XDG_CACHE_HOME/ganlib`` or the platform's cache folder).
 
     Examples
     --------
     >>> import os; os.environ["GANLIB_CACHE"] = "/tmp/ganlib-cache"; str(cache_dir())
     '/tmp/ganlib-cache'
-    >>> del os.environ["GANLIB_CACHE"]
+    >>> del os.environ["GANLIB_CACHE"]; cache_dir().name
+    'ganlib'
     """
-    if os.environ.get("GANLIB_CACHE"):
-        return Path(os.environ["GANLIB_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "ganlib"
+    from ganlib.data import cache_dir as user_cache
+
+    override = os.environ.get("GANLIB_CACHE", "").strip()
+    return Path(override).expanduser() if override else user_cache()
 
 
 def config_hash(config: dict) -> str:

@@ -9,6 +9,7 @@ USAGE = """usage: python -m ganlib COMMAND [options]
 commands:
   grade PATH...         grade exercise notebooks (files or folders); --json for machines
   exercises [--check]   regenerate exercises/ from solutions/ (--check: fail when out of date)
+  evaluate --samples F  FID, precision/recall, classifier score of generated digits (see evaluate --help)
 """
 
 
@@ -26,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
         from ganlib.authoring import main as exercises
 
         return exercises(rest)
+    if command == "evaluate":
+        from ganlib.metrics import main_evaluate
+
+        return main_evaluate(rest)
     print(f"unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

@@ -764,3 +764,194 @@ def mnist_classifier(root=None, cache: bool = True, *, config: dict | None = Non
         os.replace(tmp, path)  # atomic: a crash never leaves half a file under the real name
     net.info = {**info, "config": cfg, "hash": key, "path": str(path), "cached": False}
     return net.eval()
+
+
+# --------------------------------------------------------------------------- the evaluation protocol
+
+
+def _subset(x, n: int, seed: int, what: str):
+    import torch
+
+    if not isinstance(n, (int, np.integer)) or n < 2:
+        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    if n > x.shape[0]:
+        raise ValueError(f"n = {n} is larger than {what} ({x.shape[0]} images): use n <= {x.shape[0]}")
+    if n == x.shape[0]:
+        return x
+    return x[torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(int(seed)))[:n]]
+
+
+def _fake_images(fake, n: int, seed: int, latent_dim, batch_size, device):
+    import torch
+
+    if callable(fake) and not isinstance(fake, (np.ndarray, torch.Tensor)):
+        return check_images(generate(fake, n, latent_dim, batch_size=batch_size, device=device, seed=seed), "samples")
+    return _subset(check_images(fake, "samples"), n, seed, "the number of samples")
+
+
+def fid(fake, real=None, extractor=None, n: int = 10_000, *, seed: int = 0, latent_dim: int | None = None,
+        batch_size: int = 500, device=None, root=None) -> float:
+    """Frechet Inception Distance with the course's MNIST features: FID between ``n`` fakes and ``n`` reals.
+
+    Parameters
+    ----------
+    fake : images ``(m, 1, H, W)`` in ``[-1, 1]`` (m >= n; a seeded random subset of n is used),
+        or a generator module (``n`` samples are drawn with :func:`generate`), or a callable ``sample(n)``.
+    real : images, optional
+        The reference set; default: the 10,000 MNIST test digits.
+    extractor : module, optional
+        Feature extractor; default: :func:`mnist_classifier`'s penultimate layer.
+    n : int
+        Samples on each side. FID is biased upwards at small n: compare numbers only at the
+        same n, next to the real-vs-real floor at that n (see :func:`evaluate`).
+    seed : int
+        Seed of the subsets and of the generator's noise.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.rand(300, 1, 28, 28) * 2 - 1
+    >>> fid(x, x, torch.nn.Flatten(), n=300)
+    0.0
+    """
+    real = _mnist("test", root)[0] if real is None else real
+    real = _subset(check_images(real, "real images"), n, seed, "the real set")
+    extractor = mnist_classifier(root, device=device) if extractor is None else extractor
+    fake = _fake_images(fake, n, seed, latent_dim, batch_size, device)
+    return fid_from_features(_extract(real, extractor, batch_size, device),
+                             _extract(fake, extractor, batch_size, device, name="samples"))
+
+
+def _scores(feats, probs, ref_feats, k, device) -> dict:
+    pr = precision_recall(ref_feats, feats, k, device=device)
+    cov = class_coverage(probs)
+    return {"fid": fid_from_features(ref_feats, feats), "precision": pr.precision, "recall": pr.recall,
+            "classifier_score": classifier_score(probs), "classes_covered": cov.covered,
+            "effective_classes": cov.effective, "class_counts": cov.counts.tolist()}
+
+
+def evaluate(fake, n: int = 10_000, *, k: int = 3, classifier=None, floor: bool = True, seed: int = 0,
+             latent_dim: int | None = None, batch_size: int = 500, device=None, root=None) -> dict:
+    """The course's evaluation protocol: FID, precision, recall, classifier score, class coverage.
+
+    ``n`` fakes are compared with ``n`` MNIST test digits (a seeded subset when ``n < 10,000``),
+    all in the feature space of :func:`mnist_classifier`. With ``floor=True`` the same numbers
+    are computed for ``n`` *training* digits in place of the fakes: the real-vs-real floor, the
+    best a generator can hope for at this ``n`` (FID is biased upwards at finite n).
+
+    Parameters
+    ----------
+    fake : images ``(m, 1, H, W)`` in ``[-1, 1]``, a generator module or a callable ``sample(n)``
+        (see :func:`fid`).
+    n : int
+        At most 10,000 (the size of the test set).
+    k : int
+        Neighbourhood size of precision and recall.
+
+    Returns
+    -------
+    dict
+        ``n``, ``k``, ``fid``, ``precision``, ``recall``, ``classifier_score``, ``classes_covered``,
+        ``effective_classes``, ``class_counts`` and, with ``floor``, ``floor`` (the same keys for
+        real training digits).
+    """
+    import torch
+
+    real = _subset(_mnist("test", root)[0], n, seed, "the MNIST test set")
+    fake = _fake_images(fake, n, seed, latent_dim, batch_size, device)
+    net = mnist_classifier(root, device=device) if classifier is None else classifier
+    ref_feats = _extract(real, net, batch_size, device)
+
+    def scores(images, name):
+        feats, logits = _extract(images, net, batch_size, device, with_logits=True, name=name)
+        probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+        return _scores(feats, probs, ref_feats, k, device)
+
+    out = {"n": int(n), "k": int(k), **scores(fake, "samples")}
+    if floor:
+        train = _subset(_mnist("train", root)[0], n, seed + 1, "the MNIST training set")
+        out["floor"] = scores(train, "training digits")
+    return out
+
+
+_ROWS = [("FID", "fid", "{:.3f}"), ("precision", "precision", "{:.3f}"), ("recall", "recall", "{:.3f}"),
+         ("classifier score", "classifier_score", "{:.2f}"), ("classes covered", "classes_covered", "{} / 10"),
+         ("effective classes", "effective_classes", "{:.2f}")]
+
+
+def format_evaluation(result: dict) -> str:
+    """The evaluation table: one row per metric, the samples next to the real-vs-real floor."""
+    floor = result.get("floor")
+    head = ["metric", "samples"] + (["real vs real"] if floor else [])
+    rows = [[name, fmt.format(result[key])] + ([fmt.format(floor[key])] if floor else []) for name, key, fmt in _ROWS]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    text = [f"n = {result['n']} samples vs {result['n']} MNIST test digits; features and classes from the "
+            "course's MNIST classifier", line(head), "  ".join("-" * w for w in widths)] + [line(r) for r in rows]
+    return "\n".join(text)
+
+
+def main_evaluate(argv: list[str]) -> int:
+    """``ganlib evaluate --samples FILE.npy [--n 10000] [--json]``: exit 0, or 2 on bad arguments or input."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="ganlib evaluate",
+        description="Evaluate generated MNIST digits against the test set: FID, precision, recall, classifier "
+                    "score and class coverage, next to the real-vs-real floor at the same n. Features come from "
+                    "the course's own MNIST classifier (trained and cached on first use), so FID values are not "
+                    "comparable with published Inception-FID numbers.")
+    parser.add_argument("--samples", required=True, metavar="FILE.npy",
+                        help="a NumPy array (N, 1, H, W) or (N, H, W) of images in [-1, 1]; sizes other than 28x28 "
+                             "are resized to 28x28 (bilinear, antialiased)")
+    parser.add_argument("--n", type=int, default=10_000, help="samples compared on each side (default 10000, "
+                                                              "at most the 10000 test digits)")
+    parser.add_argument("--k", type=int, default=3, help="neighbourhood size of precision/recall (default 3)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random subsets (default 0)")
+    parser.add_argument("--no-floor", action="store_true", help="skip the real-vs-real floor")
+    parser.add_argument("--device", default=None, help="torch device (default: CUDA, then MPS, then CPU)")
+    parser.add_argument("--data", default=None, metavar="DIR", help="folder with the MNIST files "
+                                                                     "(default: $GANLIB_DATA, then the user cache)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+
+    def fail(message: str) -> int:
+        print(f"ganlib evaluate: error: {message}", file=sys.stderr)
+        return 2
+
+    if args.n < 2:
+        return fail(f"--n must be at least 2, got {args.n}")
+    if args.k < 1 or args.k >= args.n:
+        return fail(f"--k must be between 1 and n - 1 = {args.n - 1}, got {args.k}")
+    path = Path(args.samples)
+    if not path.is_file():
+        return fail(f"no such file: {path}")
+    try:
+        samples = np.load(path, allow_pickle=False)
+    except Exception as exc:  # not an .npy file, truncated, or pickled objects
+        return fail(f"{path} is not a readable NumPy .npy array ({type(exc).__name__}: {exc}); save samples with "
+                    "np.save(path, x) where x has shape (N, 1, H, W)")
+    if not isinstance(samples, np.ndarray):
+        return fail(f"{path} holds several arrays (.npz): save one array with np.save")
+    try:
+        images = check_images(samples, "samples")
+        if args.n > images.shape[0]:
+            return fail(f"--n {args.n} is larger than the number of samples in {path} ({images.shape[0]})")
+        from ganlib.data import load_mnist
+
+        n_test = load_mnist("test", root=args.data)[1].shape[0]
+        if args.n > n_test:
+            return fail(f"--n {args.n} is larger than the MNIST test set ({n_test} digits): use --n {n_test} or less")
+        result = evaluate(images, args.n, k=args.k, floor=not args.no_floor, seed=args.seed, device=args.device,
+                          root=args.data)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        return fail(str(exc))
+    print(json.dumps(result, indent=2) if args.json else format_evaluation(result))
+    return 0

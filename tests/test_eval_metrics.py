@@ -1,7 +1,9 @@
 """Precision/recall, nearest neighbours, classifier score, class coverage and the image checks,
 against brute-force references and closed forms."""
 
+import json
 import math
+import os
 import warnings
 
 import numpy as np
@@ -231,3 +233,209 @@ def test_generate_is_seeded_batched_and_restores_mode():
     with pytest.raises(ValueError, match="latent_dim"):
         metrics.generate(torch.nn.Tanh(), 3)
     assert metrics.generate(torch.nn.Tanh(), 3, latent_dim=4).shape == (3, 4)
+
+
+# --------------------------------------------------------------------------- the MNIST classifier
+
+needs_mnist = pytest.mark.skipif(not os.environ.get("GANLIB_DATA"),
+                                 reason="set GANLIB_DATA to a folder with the four MNIST files")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The real classifier configuration, trained once into a private cache (about a minute on 2 cores)."""
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GANLIB_CACHE", str(cache))
+        net = metrics.mnist_classifier(device="cpu")
+    return net, cache
+
+
+@needs_mnist
+def test_classifier_reaches_99_percent_and_is_cached(trained):
+    """The full configuration (all 60,000 training digits, 2 epochs), also in smoke mode."""
+    from ganlib.data import load_mnist, scale_images
+
+    net, cache = trained
+    assert net.info["config"] == metrics.CLASSIFIER_CONFIG and not net.info["cached"]
+    x, y = load_mnist("test")
+    acc = metrics.classifier_accuracy(net, scale_images(x), y)
+    assert acc >= 0.99, acc
+    assert net.info["test_accuracy"] == pytest.approx(acc)
+    path = cache / "classifiers" / f"mnist-lenet-{metrics.config_hash(metrics.CLASSIFIER_CONFIG)}.pt"
+    assert path.is_file() and list(path.parent.iterdir()) == [path]  # no temporary files left behind
+
+
+@needs_mnist
+def test_classifier_cache_is_read_keyed_and_repaired(trained, monkeypatch, tmp_path):
+    import shutil
+
+    from ganlib.data import load_mnist, scale_images
+
+    net, cache = trained
+    monkeypatch.setenv("GANLIB_CACHE", str(tmp_path))
+    shutil.copytree(cache / "classifiers", tmp_path / "classifiers")
+    x = scale_images(load_mnist("test")[0][:200])
+    loaded = metrics.mnist_classifier(device="cpu")
+    assert loaded.info["cached"] and not loaded.training
+    assert np.array_equal(metrics.extract_features(x, loaded), metrics.extract_features(x, net))
+    # a damaged file is reported and replaced by a retrained classifier (here a tiny, cheap config)
+    tiny = {"train_size": 512, "epochs": 1, "width": 2, "hidden": 8}
+    path = tmp_path / "classifiers" / f"mnist-lenet-{metrics.config_hash({**metrics.CLASSIFIER_CONFIG, **tiny})}.pt"
+    first = metrics.mnist_classifier(config=tiny, device="cpu")
+    assert path.is_file() and not first.info["cached"] and first.info["hash"] != net.info["hash"]
+    path.write_bytes(b"not a checkpoint")
+    with pytest.warns(UserWarning, match="retraining"):
+        again = metrics.mnist_classifier(config=tiny, device="cpu")
+    assert not again.info["cached"] and metrics.mnist_classifier(config=tiny, device="cpu").info["cached"]
+    # same config, same seed: the same network
+    assert np.array_equal(metrics.extract_features(x, again), metrics.extract_features(x, first))
+    # cache=False trains and writes nothing
+    path.unlink()
+    metrics.mnist_classifier(config=tiny, cache=False, device="cpu")
+    assert not path.exists()
+    with pytest.raises(ValueError, match="unknown classifier config"):
+        metrics.mnist_classifier(config={"epoch": 3})
+
+
+def test_cache_dir_honours_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("GANLIB_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert metrics.cache_dir() == tmp_path / "xdg" / "ganlib"
+    monkeypatch.setenv("GANLIB_CACHE", str(tmp_path / "mine"))
+    assert metrics.cache_dir() == tmp_path / "mine"
+
+
+def test_lenet_shapes_and_features():
+    from ganlib.models import LeNet
+
+    net = LeNet(width=4, hidden=12).eval()
+    x = digits(3)
+    f, logits = net.features_and_logits(x)
+    assert f.shape == (3, 12) and logits.shape == (3, 10) and bool((f >= 0).all())  # after ReLU
+    assert torch.allclose(net(x), logits) and torch.allclose(net.features(x), f)
+    assert metrics.predict_proba(x, net).sum(1) == pytest.approx(np.ones(3))
+
+
+# --------------------------------------------------------------------------- ganlib evaluate
+
+
+def run_cli(argv, capsys):
+    from ganlib.__main__ import main
+
+    code = main(["evaluate", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def tiny_classifier(monkeypatch, tmp_path):
+    """Error paths need no accurate classifier: a tiny, quickly trained one in a private cache."""
+    monkeypatch.setenv("GANLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(metrics, "CLASSIFIER_CONFIG",
+                        {**metrics.CLASSIFIER_CONFIG, "train_size": 512, "epochs": 1, "width": 2, "hidden": 8})
+
+
+def save(tmp_path, x, name="samples.npy"):
+    path = tmp_path / name
+    np.save(path, x)
+    return str(path)
+
+
+@needs_mnist
+@pytest.mark.parametrize("make, message", [
+    (lambda: np.zeros((20, 3, 28, 28)), r"shape \(N, 1, H, W\)"),
+    (lambda: np.zeros((20, 784)), r"got shape \(20, 784\)"),
+    (lambda: np.full((20, 28, 28), 200.0), r"\[0, 255\]"),
+    (lambda: np.full((20, 28, 28), 0.5), r"\[0, 1\]"),
+    (lambda: np.where(np.arange(20 * 784).reshape(20, 1, 28, 28) % 97 == 0, np.nan, -1.0), "NaN"),
+])
+def test_cli_explains_bad_samples(make, message, tmp_path, capsys, tiny_classifier):
+    code, out, err = run_cli(["--samples", save(tmp_path, make()), "--n", "10"], capsys)
+    assert code == 2 and out == ""
+    assert err.startswith("ganlib evaluate: error: ") and len(err.strip().splitlines()) == 1
+    assert __import__("re").search(message, err), err
+
+
+@needs_mnist
+def test_cli_explains_bad_n_files_and_arguments(tmp_path, capsys, tiny_classifier):
+    from ganlib.data import load_mnist, scale_images
+
+    path = save(tmp_path, scale_images(load_mnist("test")[0][:50]).numpy())
+    code, _, err = run_cli(["--samples", path, "--n", "60"], capsys)
+    assert code == 2 and "larger than the number of samples" in err
+    big = save(tmp_path, -np.ones((10_001, 1, 28, 28), dtype=np.float32), "big.npy")
+    code, _, err = run_cli(["--samples", big, "--n", "10001"], capsys)
+    assert code == 2 and "larger than the MNIST test set (10000 digits): use --n 10000 or less" in err
+    code, _, err = run_cli(["--samples", str(tmp_path / "missing.npy")], capsys)
+    assert code == 2 and "no such file" in err
+    (tmp_path / "bad.npy").write_bytes(b"garbage")
+    code, _, err = run_cli(["--samples", str(tmp_path / "bad.npy")], capsys)
+    assert code == 2 and "not a readable NumPy .npy array" in err
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    code, _, err = run_cli(["--samples", str(tmp_path / "obj.npy")], capsys)
+    assert code == 2 and "not a readable NumPy" in err
+    np.savez(tmp_path / "two.npz", a=np.zeros(3))
+    code, _, err = run_cli(["--samples", str(tmp_path / "two.npz")], capsys)
+    assert code == 2 and "several arrays" in err
+    code, _, err = run_cli(["--samples", path, "--n", "1"], capsys)
+    assert code == 2 and "--n must be at least 2" in err
+    code, _, err = run_cli(["--samples", path, "--n", "20", "--k", "20"], capsys)
+    assert code == 2 and "--k must be between 1 and n - 1 = 19" in err
+    code, _, err = run_cli(["--n", "20"], capsys)  # argparse: usage and a one-line message
+    assert code == 2 and err.startswith("usage: ganlib evaluate") and "--samples" in err.splitlines()[-1]
+    assert "Traceback" not in err
+
+
+@needs_mnist
+def test_cli_prints_the_table_and_json(tmp_path, capsys, tiny_classifier):
+    from ganlib.data import load_mnist, scale_images
+
+    x = scale_images(load_mnist("test")[0][:300]).numpy()
+    code, out, _ = run_cli(["--samples", save(tmp_path, x), "--n", "200", "--json"], capsys)
+    assert code == 0
+    res = json.loads(out)
+    assert res["n"] == 200 and res["k"] == 3 and set(res["floor"]) == set(res) - {"n", "k", "floor"}
+    assert sum(res["class_counts"]) == 200 and 0 <= res["precision"] <= 1 and 1 <= res["classifier_score"] <= 10
+    code, out, _ = run_cli(["--samples", save(tmp_path, x), "--n", "200", "--no-floor", "--k", "5"], capsys)
+    assert code == 0 and "real vs real" not in out
+    for row in ("FID", "precision", "recall", "classifier score", "classes covered"):
+        assert row in out
+    # 32x32 samples are resized to 28x28 rather than refused
+    x32 = torch.nn.functional.interpolate(torch.from_numpy(x), size=(32, 32), mode="bilinear").numpy()
+    code, out, _ = run_cli(["--samples", save(tmp_path, x32, "s32.npy"), "--n", "200", "--no-floor"], capsys)
+    assert code == 0
+
+
+@needs_mnist
+def test_protocol_acceptance_on_real_and_collapsed_digits(trained, monkeypatch, tmp_path, capsys):
+    """10,000 test digits sit at (here: below) the real-vs-real floor; 10,000 copies of one digit are
+    caught by class coverage and a large FID."""
+    from ganlib.data import load_mnist, scale_images
+
+    net, cache = trained
+    monkeypatch.setenv("GANLIB_CACHE", str(cache))
+    x, y = load_mnist("test")
+    code, out, _ = run_cli(["--samples", save(tmp_path, scale_images(x).numpy()), "--n", "10000", "--json"], capsys)
+    res = json.loads(out)
+    assert code == 0 and res["fid"] <= 2 * res["floor"]["fid"]
+    assert res["floor"]["classes_covered"] == 10 and res["floor"]["precision"] > 0.6 and res["floor"]["recall"] > 0.6
+    one = scale_images(x[y == 3][:1]).repeat(10_000, 1, 1, 1).numpy()
+    code, out, _ = run_cli(["--samples", save(tmp_path, one, "one.npy"), "--n", "10000", "--json", "--no-floor"],
+                           capsys)
+    bad = json.loads(out)
+    assert code == 0 and bad["classes_covered"] == 1 and bad["class_counts"][3] == 10_000
+    assert bad["fid"] > 20 * res["floor"]["fid"] and bad["recall"] < 0.05
+    assert bad["classifier_score"] == pytest.approx(1.0)
+
+
+@needs_mnist
+def test_fid_from_a_generator_and_its_errors(trained):
+    net, _ = trained
+    G = torch.nn.Sequential(torch.nn.Linear(5, 784), torch.nn.Tanh(), torch.nn.Unflatten(1, (1, 28, 28)))
+    a = metrics.fid(G, extractor=net, n=500)
+    assert a > 0 and a == metrics.fid(metrics.generate(G, 500), extractor=net, n=500)
+    with pytest.raises(ValueError, match="larger than the real set"):
+        metrics.fid(G, extractor=net, n=10_001)
+    with pytest.raises(ValueError, match="larger than the number of samples"):
+        metrics.fid(metrics.generate(G, 50), extractor=net, n=100)

@@ -1,15 +1,17 @@
-"""Command line: ``python -m ganlib grade ...`` and ``python -m ganlib exercises [--check]``."""
+"""Command line: ``ganlib grade``, ``ganlib exercises``, ``ganlib train`` and ``ganlib sample``."""
 
 from __future__ import annotations
 
 import sys
 
-USAGE = """usage: python -m ganlib COMMAND [options]
+USAGE = """usage: python -m ganlib COMMAND [options]   (or: ganlib COMMAND ...)
 
 commands:
   grade PATH...         grade exercise notebooks (files or folders); --json for machines
   exercises [--check]   regenerate exercises/ from solutions/ (--check: fail when out of date)
-  evaluate --samples F  FID, precision/recall, classifier score of generated digits (see evaluate --help)
+  train ...             train a GAN on images (MNIST, a folder, synthetic); --help for the options
+  sample ...            draw samples or an image grid from a checkpoint; --help for the options
+  evaluate ...          FID, precision/recall, classifier score of generated digits; --help for the options
 """
 
 
@@ -27,6 +29,14 @@ def main(argv: list[str] | None = None) -> int:
         from ganlib.authoring import main as exercises
 
         return exercises(rest)
+    if command == "train":
+        from ganlib.train import main_train
+
+        return main_train(rest)
+    if command == "sample":
+        from ganlib.train import main_sample
+
+        return main_sample(rest)
     if command == "evaluate":
         from ganlib.metrics import main_evaluate
 

@@ -68,3 +68,113 @@ def plot_game(
     if trajectories:
         ax.legend(loc="upper right", fontsize=8)
     return ax
+
+
+# --------------------------------------------------------------------------- training curves and image grids
+
+
+def _moving_average(y: np.ndarray, k: int) -> np.ndarray:
+    if k <= 1 or len(y) < k:
+        return y
+    return np.convolve(y, np.ones(k) / k, mode="valid")
+
+
+def plot_history(history, smooth: int = 1, axes=None):
+    """Loss curves (left) and D's mean output on real and fake batches (right) of a training history.
+
+    Parameters
+    ----------
+    history : ganlib.train.History
+        Needs the columns ``step, loss_d, loss_g, d_real, d_fake``.
+    smooth : int
+        Moving-average window in steps (1: raw curves).
+    axes : pair of matplotlib Axes, optional
+        Where to draw; a new 1x2 figure when omitted.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> from ganlib.train import History
+    >>> h = History({"step": s, "loss_d": 1.0, "loss_g": 0.7, "d_real": 0.6, "d_fake": 0.4} for s in range(1, 5))
+    >>> fig = plot_history(h); len(fig.axes)
+    2
+    """
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    ax_loss, ax_d = axes
+    if len(history) == 0:
+        raise ValueError("the history is empty: train for at least one step")
+    k = int(smooth)
+    steps = history["step"]
+    x = steps[k - 1:] if 1 < k <= len(steps) else steps
+    for col, label in (("loss_d", "D loss"), ("loss_g", "G loss")):
+        ax_loss.plot(x, _moving_average(history[col], k), label=label)
+    ax_loss.set(xlabel="generator step", ylabel="loss", title="losses")
+    ax_loss.legend()
+    for col, label in (("d_real", "D(x), real"), ("d_fake", "D(G(z)), fake")):
+        ax_d.plot(x, _moving_average(history[col], k), label=label)
+    ax_d.set(xlabel="generator step", ylabel="mean output", title="discriminator outputs")
+    ax_d.legend()
+    fig = ax_loss.figure
+    fig.tight_layout()
+    return fig
+
+
+def image_grid(images, nrow: int | None = None, padding: int = 2, pad_value: float = 1.0) -> np.ndarray:
+    """Tile a batch of images in ``[-1, 1]`` into one uint8 picture.
+
+    Parameters
+    ----------
+    images : array or tensor of shape (N, C, H, W), C = 1 or 3, values in [-1, 1] (clipped)
+    nrow : int, optional
+        Images per row; ``ceil(sqrt(N))`` when omitted.
+    padding : int
+        Pixels between images, filled with ``pad_value`` (1.0 = white).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``uint8`` of shape ``(rows*(H+p)+p, nrow*(W+p)+p)`` for one channel, with a trailing
+        axis of 3 for colour images.
+
+    Examples
+    --------
+    >>> g = image_grid(np.zeros((6, 1, 4, 4)), nrow=3, padding=1)
+    >>> g.shape, g.dtype, int(g[0, 0]), int(g[1, 1])   # white border, grey (0 -> 128) image
+    ((11, 16), dtype('uint8'), 255, 128)
+    """
+    x = images.detach().cpu().float().numpy() if hasattr(images, "detach") else np.asarray(images, dtype=np.float32)
+    if x.ndim != 4 or x.shape[1] not in (1, 3) or x.shape[0] == 0:
+        raise ValueError(f"image_grid needs a non-empty batch (N, C, H, W) with C = 1 or 3, got shape {x.shape}")
+    n, c, h, w = x.shape
+    nrow = int(nrow) if nrow else int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / nrow))
+    p = int(padding)
+    grid = np.full((c, rows * (h + p) + p, nrow * (w + p) + p), float(pad_value), dtype=np.float32)
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        grid[:, p + r * (h + p): p + r * (h + p) + h, p + col * (w + p): p + col * (w + p) + w] = x[i]
+    grid = np.nan_to_num(grid, nan=0.0)
+    out = np.round((np.clip(grid, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+    return out[0] if c == 1 else out.transpose(1, 2, 0)
+
+
+def save_image_grid(images, path, nrow: int | None = None, padding: int = 2) -> None:
+    """Write :func:`image_grid` of ``images`` to ``path`` as a PNG (with Pillow).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from PIL import Image
+    >>> path = os.path.join(tempfile.mkdtemp(), "grid.png")
+    >>> save_image_grid(np.zeros((4, 3, 8, 8)), path)
+    >>> Image.open(path).size
+    (22, 22)
+    """
+    from PIL import Image
+
+    grid = image_grid(images, nrow=nrow, padding=padding)
+    Image.fromarray(grid).save(path, format="PNG")  # uint8 (H, W) -> "L", (H, W, 3) -> "RGB"

@@ -1,0 +1,240 @@
+"""The ``ganlib train`` and ``ganlib sample`` commands: train, resume, sample, and bad input as one-line errors."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ganlib.train import CHECKPOINT, HISTORY, History, load_checkpoint, main_sample, main_train
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["--device", "cpu", "--batch-size", "16", "--width", "8"]
+
+
+def run(args, env=None, timeout=120, **kw):
+    """``python -m ganlib ARGS`` in a fresh process (the installed entry point's code path)."""
+    e = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "ganlib", *args], capture_output=True, text=True, env=e,
+                          timeout=timeout, cwd=ROOT, **kw)
+
+
+def one_error_line(err: str, command: str) -> str:
+    """The message of a failed command: no traceback, one ``ganlib CMD: error:`` line."""
+    assert "Traceback" not in err, err
+    lines = [ln for ln in err.splitlines() if ln.startswith(f"ganlib {command}: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.skipif(not os.environ.get("GANLIB_DATA"), reason="GANLIB_DATA is not set: no MNIST files to train on "
+                    "(point it at the folder of the four MNIST .gz files)")
+def test_mnist_mlp_trains_resumes_and_samples_png_and_npy(tmp_path, capsys):
+    start = time.perf_counter()
+    out = tmp_path / "run"
+    base = ["--model", "mlp", "--data", "mnist", "--out", str(out), *FAST, "--checkpoint-every", "2",
+            "--sample-every", "2"]
+    assert main_train([*base, "--steps", "3"]) == 0
+    assert load_checkpoint(out / CHECKPOINT)["step"] == 3
+    assert main_train(["--out", str(out), "--steps", "5", "--resume"]) == 0  # the rest from the checkpoint
+    ck = load_checkpoint(out / CHECKPOINT)
+    assert ck["step"] == 5 and ck["meta"]["model"] == "mlp" and ck["config"]["batch_size"] == 16
+    assert History.from_jsonl(out / HISTORY)["step"].tolist() == [1, 2, 3, 4, 5]
+    assert sorted(p.name for p in (out / "samples").iterdir()) == [f"step_00000{i}.png" for i in (2, 3, 4, 5)]
+    assert main_sample(["--checkpoint", str(out / CHECKPOINT), "--n", "10", "--out", str(tmp_path / "s.npy")]) == 0
+    x = np.load(tmp_path / "s.npy")
+    assert x.shape == (10, 1, 28, 28) and x.dtype == np.float32 and x.min() >= -1 and x.max() <= 1
+    assert main_sample(["--checkpoint", str(out / CHECKPOINT), "--n", "12", "--nrow", "4",
+                        "--out", str(tmp_path / "g.png")]) == 0
+    from PIL import Image
+
+    assert Image.open(tmp_path / "g.png").size == (4 * 30 + 2, 3 * 30 + 2)
+    # the same seed gives the same samples; the grid shows the array's first images
+    assert main_sample(["--checkpoint", str(out / CHECKPOINT), "--n", "10", "--out", str(tmp_path / "t.npy")]) == 0
+    assert np.array_equal(x, np.load(tmp_path / "t.npy"))
+    assert "resuming at step 3" in capsys.readouterr().err
+    assert time.perf_counter() - start < 30
+
+
+def png_folder(folder: Path, n=24, size=20):
+    from PIL import Image
+
+    from ganlib.data import synthetic_images, unscale_images
+
+    folder.mkdir()
+    x = unscale_images(synthetic_images(n, size=size, channels=3, seed=1)[0]).permute(0, 2, 3, 1).numpy()
+    for i, img in enumerate(x):
+        Image.fromarray(img).save(folder / f"img_{i:03d}.png")
+    return folder
+
+
+def test_dcgan_on_a_folder_of_pngs_trains_resumes_and_samples(tmp_path):
+    folder = png_folder(tmp_path / "pics")
+    out = tmp_path / "run"
+    base = ["--model", "dcgan", "--data", "folder", "--path", str(folder), "--image-size", "32", "--out", str(out),
+            *FAST, "--batch-size", "8"]
+    assert main_train([*base, "--steps", "2"]) == 0
+    assert main_train([*base, "--steps", "4", "--resume"]) == 0
+    ck = load_checkpoint(out / CHECKPOINT)
+    assert ck["step"] == 4 and ck["meta"]["channels"] == 3 and ck["meta"]["image_size"] == 32
+    assert main_sample(["--checkpoint", str(out / CHECKPOINT), "--n", "5", "--out", str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (5, 3, 32, 32)
+    assert main_sample(["--checkpoint", str(out / CHECKPOINT), "--out", str(tmp_path / "g.png")]) == 0
+
+
+def test_epochs_and_minutes_budgets(tmp_path):
+    out = tmp_path / "run"
+    # 2048 synthetic images in batches of 16: half an epoch is 64 steps
+    assert main_train(["--model", "mlp", "--data", "synthetic", "--out", str(out), *FAST, "--epochs", "0.5"]) == 0
+    assert load_checkpoint(out / CHECKPOINT)["step"] == 64
+    assert main_train(["--model", "mlp", "--data", "synthetic", "--out", str(tmp_path / "m"), *FAST,
+                       "--minutes", "0.001"]) == 0
+    assert 1 <= load_checkpoint(tmp_path / "m" / CHECKPOINT)["step"] < 64
+
+
+def test_a_second_fresh_run_needs_resume_or_overwrite(tmp_path, capsys):
+    args = ["--model", "mlp", "--data", "synthetic", "--out", str(tmp_path), *FAST, "--steps", "1"]
+    assert main_train(args) == 0
+    assert main_train(args) == 1
+    assert "already holds a checkpoint" in one_error_line(capsys.readouterr().err, "train")
+    assert main_train([*args, "--overwrite"]) == 0
+    assert main_train(["--out", str(tmp_path), "--steps", "2", "--resume", "--loss", "hinge"]) == 1
+    assert "config loss: checkpoint 'nonsaturating', now 'hinge'" in capsys.readouterr().err
+    assert main_train(["--out", str(tmp_path), "--steps", "2", "--resume", "--width", "16"]) == 1
+    assert "has shape" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--model", "gan", "--data", "mnist", "--out", "x"], "invalid choice: 'gan'"),
+    (["--model", "mlp", "--data", "mnist", "--out", "x", "--steps", "3", "--minutes", "1"], "not allowed with"),
+    (["--model", "mlp", "--data", "mnist", "--out", "x", "--steps", "0"], "expected a positive integer, got '0'"),
+    (["--model", "mlp", "--data", "mnist", "--out", "x", "--minutes", "abc"], "expected a positive number"),
+    (["--model", "mlp", "--data", "folder", "--out", "x"], "--data folder needs --path"),
+    (["--model", "mlp", "--out", "x"], "--model and --data are required"),
+    (["--model", "dcgan", "--data", "synthetic", "--out", "x", "--image-size", "30"], "invalid choice: 30"),
+    (["--model", "mlp", "--data", "mnist"], "the following arguments are required: --out"),
+])
+def test_bad_arguments_give_a_usage_line_and_one_error_line(args, msg, capsys):
+    assert main_train(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: ganlib train") and len(err.strip().splitlines()) == 2, err
+    assert msg in one_error_line(err, "train")
+
+
+@pytest.mark.parametrize("args, code, msg", [
+    (["--model", "mlp", "--data", "mnist", "--out", "{tmp}/r", "--channels", "3", "--device", "cpu"], 1,
+     "MNIST digits are grey"),
+    (["--out", "{tmp}/none", "--resume"], 1, "there is no checkpoint in"),
+    (["--model", "mlp", "--data", "folder", "--path", "{tmp}/missing", "--out", "{tmp}/r", "--device", "cpu"], 1,
+     "does not exist"),
+])
+def test_runtime_problems_are_one_line_errors(args, code, msg, tmp_path, capsys):
+    assert main_train([a.replace("{tmp}", str(tmp_path)) for a in args]) == code
+    assert msg in one_error_line(capsys.readouterr().err, "train")
+
+
+def test_an_empty_folder_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main_train(["--model", "dcgan", "--data", "folder", "--path", str(tmp_path / "empty"), "--out",
+                       str(tmp_path / "r"), "--device", "cpu"]) == 1
+    assert "no images" in one_error_line(capsys.readouterr().err, "train")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_device_cuda_without_cuda(tmp_path, capsys):
+    assert main_train(["--model", "mlp", "--data", "synthetic", "--out", str(tmp_path), "--device", "cuda"]) == 1
+    assert "no CUDA GPU" in one_error_line(capsys.readouterr().err, "train")
+    assert not (tmp_path / CHECKPOINT).exists()
+
+
+def test_sample_bad_input(tmp_path, capsys):
+    assert main_sample(["--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path / "g.png")]) == 1
+    assert "no checkpoint at" in one_error_line(capsys.readouterr().err, "sample")
+    assert main_sample(["--checkpoint", "c.pt", "--out", "g.jpg"]) == 2
+    assert "must end in .png" in one_error_line(capsys.readouterr().err, "sample")
+    assert main_sample(["--checkpoint", "c.pt", "--out", "g.png", "--n", "-3"]) == 2
+    capsys.readouterr()
+    assert main_train(["--model", "mlp", "--data", "synthetic", "--out", str(tmp_path / "r"), *FAST,
+                       "--steps", "1"]) == 0
+    assert main_sample(["--checkpoint", str(tmp_path / "r" / CHECKPOINT), "--out", str(tmp_path / "g.png"),
+                        "--ema"]) == 1
+    assert "trained without --ema" in one_error_line(capsys.readouterr().err, "sample")
+    from ganlib.models import discriminator, generator
+    from ganlib.train import TrainConfig, train_gan
+
+    train_gan(generator(2, 2), discriminator(2), lambda n: torch.randn(n, 2),
+              TrainConfig(steps=1, device="cpu", out=tmp_path / "py"))
+    assert main_sample(["--checkpoint", str(tmp_path / "py" / CHECKPOINT), "--out", str(tmp_path / "h.png")]) == 1
+    assert "your own models" in one_error_line(capsys.readouterr().err, "sample")
+
+
+# --------------------------------------------------------------------------- through the real entry point
+
+
+def test_help_shows_examples_through_python_m_ganlib():
+    r = run(["train", "--help"])
+    assert r.returncode == 0 and "examples:" in r.stdout and "ganlib train --model mlp --data mnist" in r.stdout
+
+
+def test_sample_help(capsys):
+    assert main_sample(["--help"]) == 0
+    assert "samples.npy" in capsys.readouterr().out
+
+
+def test_offline_without_mnist_files_fails_fast_with_the_data_message(tmp_path):
+    env = {"GANLIB_DATA": str(tmp_path / "nothing"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "GANLIB_MNIST_MIRRORS": "http://127.0.0.1:9/"}  # the discard port: nothing listens, nothing downloads
+    start = time.perf_counter()
+    r = run(["train", "--model", "mlp", "--data", "mnist", "--out", str(tmp_path / "r"), "--device", "cpu"], env=env)
+    assert r.returncode == 1
+    line = one_error_line(r.stderr, "train")
+    assert "MNIST is not available" in line
+    assert "train-images-idx3-ubyte.gz" in r.stderr and "f68b3c2dcbeaaa9fbdd348bbdeb94873" in r.stderr
+    assert time.perf_counter() - start < 60  # import, three refused connections per file, no waiting on a network
+    assert not (tmp_path / "r" / CHECKPOINT).exists()
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--model", "mlp", "--data", "synthetic", "--out", str(out), *FAST, "--steps", "100000",
+            "--checkpoint-every", "1000"]
+    proc = subprocess.Popen([sys.executable, "-m", "ganlib", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1", "GANLIB_SMOKE": "1"})
+    try:
+        deadline = time.time() + 90
+        while not (out / HISTORY).exists() and time.time() < deadline:  # the run has started training
+            time.sleep(0.2)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "checkpoint saved" in err
+    ck = load_checkpoint(out / CHECKPOINT)
+    assert 1 <= ck["step"] < 100000
+    assert len(History.from_jsonl(out / HISTORY)) == ck["step"]
+    assert main_train(["--out", str(out), "--steps", str(ck["step"] + 2), "--resume"]) == 0
+    assert load_checkpoint(out / CHECKPOINT)["step"] == ck["step"] + 2
+
+
+def test_speed_options_and_ema_through_the_command_line(tmp_path):
+    out = tmp_path / "run"
+    assert main_train(["--model", "dcgan", "--data", "synthetic", "--image-size", "32", "--out", str(out), *FAST,
+                       "--steps", "2", "--amp", "--channels-last", "--ema", "0.9"]) == 0
+    ck = load_checkpoint(out / CHECKPOINT)
+    assert ck["config"]["amp"] == "bf16" and ck["config"]["channels_last"] and ck["config"]["ema"] == 0.9
+    assert ck["models"]["G_ema"] is not None
+    for ema in ([], ["--ema"]):
+        assert main_sample(["--checkpoint", str(out / CHECKPOINT), "--n", "4", "--out",
+                            str(tmp_path / f"s{len(ema)}.npy"), *ema]) == 0
+    a, b = np.load(tmp_path / "s0.npy"), np.load(tmp_path / "s1.npy")
+    assert a.shape == b.shape == (4, 1, 32, 32) and not np.array_equal(a, b)  # the EMA generator differs
+    # resuming may switch the speed options off: they do not change what is trained
+    assert main_train(["--out", str(out), "--steps", "3", "--resume"]) == 0
+    assert load_checkpoint(out / CHECKPOINT)["step"] == 3

@@ -352,7 +352,7 @@ def save(tmp_path, x, name="samples.npy"):
 ])
 def test_cli_explains_bad_samples(make, message, tmp_path, capsys, tiny_classifier):
     code, out, err = run_cli(["--samples", save(tmp_path, make()), "--n", "10"], capsys)
-    assert code == 2 and out == ""
+    assert code == 1 and out == ""
     assert err.startswith("ganlib evaluate: error: ") and len(err.strip().splitlines()) == 1
     assert __import__("re").search(message, err), err
 
@@ -363,27 +363,31 @@ def test_cli_explains_bad_n_files_and_arguments(tmp_path, capsys, tiny_classifie
 
     path = save(tmp_path, scale_images(load_mnist("test")[0][:50]).numpy())
     code, _, err = run_cli(["--samples", path, "--n", "60"], capsys)
-    assert code == 2 and "larger than the number of samples" in err
+    assert code == 1 and "larger than the number of samples" in err
     big = save(tmp_path, -np.ones((10_001, 1, 28, 28), dtype=np.float32), "big.npy")
     code, _, err = run_cli(["--samples", big, "--n", "10001"], capsys)
-    assert code == 2 and "larger than the MNIST test set (10000 digits): use --n 10000 or less" in err
+    assert code == 1 and "larger than the MNIST test set (10000 digits): use --n 10000 or less" in err
     code, _, err = run_cli(["--samples", str(tmp_path / "missing.npy")], capsys)
-    assert code == 2 and "no such file" in err
+    assert code == 1 and "no such file" in err
     (tmp_path / "bad.npy").write_bytes(b"garbage")
     code, _, err = run_cli(["--samples", str(tmp_path / "bad.npy")], capsys)
-    assert code == 2 and "not a readable NumPy .npy array" in err
+    assert code == 1 and "not a readable NumPy .npy array" in err
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     code, _, err = run_cli(["--samples", str(tmp_path / "obj.npy")], capsys)
-    assert code == 2 and "not a readable NumPy" in err
+    assert code == 1 and "not a readable NumPy" in err
     np.savez(tmp_path / "two.npz", a=np.zeros(3))
     code, _, err = run_cli(["--samples", str(tmp_path / "two.npz")], capsys)
-    assert code == 2 and "several arrays" in err
+    assert code == 1 and "several arrays" in err
     code, _, err = run_cli(["--samples", path, "--n", "1"], capsys)
-    assert code == 2 and "--n must be at least 2" in err
+    assert code == 2 and err.startswith("usage:") and "--n must be at least 2" in err
     code, _, err = run_cli(["--samples", path, "--n", "20", "--k", "20"], capsys)
     assert code == 2 and "--k must be between 1 and n - 1 = 19" in err
+    code, _, err = run_cli(["--samples", path, "--ema"], capsys)
+    assert code == 2 and "--ema goes with --checkpoint" in err
     code, _, err = run_cli(["--n", "20"], capsys)  # argparse: usage and a one-line message
     assert code == 2 and err.startswith("usage: ganlib evaluate") and "--samples" in err.splitlines()[-1]
+    code, _, err = run_cli(["--samples", path, "--checkpoint", path], capsys)
+    assert code == 2 and "not allowed with" in err
     assert "Traceback" not in err
 
 
@@ -395,7 +399,7 @@ def test_cli_prints_the_table_and_json(tmp_path, capsys, tiny_classifier):
     code, out, _ = run_cli(["--samples", save(tmp_path, x), "--n", "200", "--json"], capsys)
     assert code == 0
     res = json.loads(out)
-    assert res["n"] == 200 and res["k"] == 3 and set(res["floor"]) == set(res) - {"n", "k", "floor"}
+    assert res["n"] == 200 and res["k"] == 3 and set(res["floor"]) == set(res) - {"n", "k", "floor", "source"}
     assert sum(res["class_counts"]) == 200 and 0 <= res["precision"] <= 1 and 1 <= res["classifier_score"] <= 10
     code, out, _ = run_cli(["--samples", save(tmp_path, x), "--n", "200", "--no-floor", "--k", "5"], capsys)
     assert code == 0 and "real vs real" not in out
@@ -439,3 +443,38 @@ def test_fid_from_a_generator_and_its_errors(trained):
         metrics.fid(G, extractor=net, n=10_001)
     with pytest.raises(ValueError, match="larger than the number of samples"):
         metrics.fid(metrics.generate(G, 50), extractor=net, n=100)
+
+
+@needs_mnist
+def test_cli_evaluates_a_checkpoint_of_ganlib_train(tmp_path, capsys, tiny_classifier):
+    from ganlib.__main__ import main
+    from ganlib import train
+
+    out = tmp_path / "run"
+    assert main(["train", "--model", "mlp", "--data", "synthetic", "--out", str(out), "--steps", "3",
+                 "--batch-size", "16", "--width", "8", "--latent-dim", "4"]) == 0
+    capsys.readouterr()
+    ckpt = str(out / "checkpoint.pt")
+    code, text, _ = run_cli(["--checkpoint", ckpt, "--n", "64", "--no-floor"], capsys)
+    assert code == 0 and "samples of" in text and "(step 3)" in text and "FID" in text
+    # the same numbers as sampling the generator by hand and passing the images
+    code, text, _ = run_cli(["--checkpoint", ckpt, "--n", "64", "--json", "--no-floor", "--seed", "5"], capsys)
+    res = json.loads(text)
+    blob = train.load_checkpoint(ckpt)
+    G, _ = train.build_models(blob["meta"])
+    G.load_state_dict(blob["models"]["G"])
+    by_hand = metrics.evaluate(metrics.generate(G, 64, 4, seed=5), 64, floor=False, seed=5)
+    assert res["fid"] == pytest.approx(by_hand["fid"], rel=1e-9) and res["class_counts"] == by_hand["class_counts"]
+    code, _, err = run_cli(["--checkpoint", ckpt, "--n", "64", "--ema"], capsys)
+    assert code == 1 and "trained without --ema" in err
+    code, _, err = run_cli(["--checkpoint", str(tmp_path / "none.pt")], capsys)
+    assert code == 1 and "no checkpoint at" in err
+    python_run = torch.load(ckpt, weights_only=True)
+    python_run["meta"] = {}
+    torch.save(python_run, tmp_path / "python.pt")
+    code, _, err = run_cli(["--checkpoint", str(tmp_path / "python.pt")], capsys)
+    assert code == 1 and "from Python with your own models" in err
+    python_run["meta"] = {**blob["meta"], "channels": 3}
+    torch.save(python_run, tmp_path / "rgb.pt")
+    code, _, err = run_cli(["--checkpoint", str(tmp_path / "rgb.pt")], capsys)
+    assert code == 1 and "3-channel images" in err

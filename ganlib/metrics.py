@@ -489,7 +489,13 @@ def _extract(images, model, batch_size: int = 500, device=None, with_logits: boo
     from ganlib.utils import default_device
 
     x = check_images(images, name)
-    device = default_device() if device is None else torch.device(device)
+    params = list(model.parameters()) if hasattr(model, "parameters") else []
+    if device is not None:
+        device = torch.device(device)
+        if params:
+            model.to(device)
+    else:  # where the model already is; a model without parameters runs on the best device
+        device = params[0].device if params else default_device()
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
@@ -562,7 +568,7 @@ def generate(G, n: int, latent_dim: int | None = None, *, batch_size: int = 500,
     """``n`` samples of a generator, in eval mode and without gradients, returned on the CPU.
 
     ``G`` is a module mapping noise ``z ~ N(0, I)`` of shape ``(batch, latent_dim)`` to images, or
-    any callable ``sample(n) -> Tensor``. The noise comes from its own seeded generator, so
+    any callable ``sample(n) -> Tensor``. It runs where its parameters are, unless ``device`` is given. The noise comes from its own seeded generator, so
     global random state is untouched.
 
     Examples
@@ -581,7 +587,10 @@ def generate(G, n: int, latent_dim: int | None = None, *, batch_size: int = 500,
         if not callable(G):
             raise TypeError(f"expected a generator module or a callable sample(n), got {type(G).__name__}")
         return torch.as_tensor(G(n)).detach().cpu()
-    device = default_device() if device is None else torch.device(device)
+    params = list(G.parameters())
+    if device is None:  # where G already is
+        device = params[0].device if params else default_device()
+    device = torch.device(device)
     latent_dim = _latent_dim(G) if latent_dim is None else int(latent_dim)
     was_training = G.training
     G.eval()

@@ -510,11 +510,11 @@ def _extract(images, model, batch_size: int = 500, device=None, with_logits: boo
                     f, lg = model.features(xb), None
                 else:
                     f, lg = model(xb), None
-                feats.append(f.reshape(f.shape[0], -1).double().cpu())
+                feats.append(f.reshape(f.shape[0], -1).cpu().double())
                 if with_logits:
                     if lg is None:
                         raise ValueError("this extractor gives no logits: use the classifier from mnist_classifier()")
-                    logits.append(lg.double().cpu())
+                    logits.append(lg.cpu().double())
     finally:
         if was_training:
             model.train()

@@ -498,3 +498,50 @@ def init_dcgan_weights(module: nn.Module) -> None:
             elif isinstance(m, nn.modules.batchnorm._NormBase) and m.affine:
                 m.weight.normal_(1.0, 0.02)
                 m.bias.zero_()
+
+# --------------------------------------------------------------------------- chapter 09: MNIST classifier
+
+
+class LeNet(nn.Module):
+    """A small LeNet-style CNN for 28x28 digits in ``[-1, 1]``: the course's evaluation network (chapter 09).
+
+    Two 5x5 convolutions (``width`` and ``2 * width`` channels, each followed by batch norm,
+    ReLU and 2x2 max pooling), a hidden layer of ``hidden`` units, and a linear layer to the
+    class logits. ``features(x)`` returns the hidden layer (after ReLU), shape
+    ``(n, hidden)``: the features of FID and precision/recall. Trained by
+    :func:`ganlib.metrics.mnist_classifier`.
+
+    Examples
+    --------
+    >>> net = LeNet()
+    >>> x = torch.zeros(2, 1, 28, 28)
+    >>> net(x).shape, net.features(x).shape
+    (torch.Size([2, 10]), torch.Size([2, 128]))
+    """
+
+    def __init__(self, width: int = 16, hidden: int = 128, num_classes: int = 10, batchnorm: bool = True):
+        super().__init__()
+
+        def block(c_in, c_out):
+            layers = [nn.Conv2d(c_in, c_out, 5, padding=2, bias=not batchnorm)]
+            layers += [nn.BatchNorm2d(c_out)] if batchnorm else []
+            return layers + [nn.ReLU(), nn.MaxPool2d(2)]
+
+        self.body = nn.Sequential(*block(1, width), *block(width, 2 * width), nn.Flatten(),
+                                  nn.Linear(2 * width * 7 * 7, hidden), nn.ReLU())
+        self.head = nn.Linear(hidden, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate-layer features ``(n, hidden)`` of images ``(n, 1, 28, 28)``."""
+        return self.body(x)
+
+    def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features and logits in one pass."""
+        f = self.body(x)
+        return f, self.head(f)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+__all__ += ["LeNet"]

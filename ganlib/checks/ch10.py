@@ -237,8 +237,9 @@ def check_q4(rng, ema_update):
         })
     for name, b in want.named_buffers():
         if not torch.equal(got[name].to(b.dtype), b):
-            raise CheckFailed(f"copy the buffers ({name}: BatchNorm's running statistics) from the model: they "
-                              "describe the model's activations, and an average of them does not match the averaged weights.")
+            raise CheckFailed(f"copy the buffers ({name}: BatchNorm's running statistics) from the model, as "
+                              "ganlib.train.ema_update does: they are statistics of the model's activations, not weights "
+                              "to average.")
 
 
 QUESTIONS = [check_q1, check_q2, check_q3, check_q4]

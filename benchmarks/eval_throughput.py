@@ -19,18 +19,46 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import resource
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
 
-def _peak_mb() -> float:
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kb / 1024 if sys.platform != "darwin" else kb / 2**20  # macOS reports bytes
+class _PeakMemory:
+    """Peak resident memory above the level at entry, sampled every 5 ms from /proc (Linux);
+    elsewhere the process's peak RSS (``getrusage``) above the peak at entry."""
+
+    def __enter__(self):
+        self.proc = Path("/proc/self/statm")
+        self.base = self._now()
+        self.peak = self.base
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+        return self
+
+    def _now(self) -> float:
+        if self.proc.exists():
+            return int(self.proc.read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return kb / 1024 if sys.platform != "darwin" else kb / 2**20  # macOS reports bytes
+
+    def _watch(self):
+        while not self.stop.wait(0.005):
+            self.peak = max(self.peak, self._now())
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        self.peak = max(self.peak, self._now())
+        self.mb = self.peak - self.base
+        return False
 
 
 def _fid(n: int, threads: int, out: str, queue) -> None:
@@ -42,18 +70,18 @@ def _fid(n: int, threads: int, out: str, queue) -> None:
     net = metrics.mnist_classifier(device="cpu")
     test, _ = metrics._mnist("test")
     train, _ = metrics._mnist("train")
-    base = _peak_mb()
-    t0 = time.perf_counter()
-    real = metrics._subset(test, n, 0, "the test set")
-    other = metrics._subset(train, n, 1, "the training set")
-    f_real = metrics.extract_features(real, net, device="cpu")
-    f_other = metrics.extract_features(other, net, device="cpu")
-    t_feat = time.perf_counter() - t0
-    value = metrics.fid_from_features(f_real, f_other)
-    seconds = time.perf_counter() - t0
+    with _PeakMemory() as mem:
+        t0 = time.perf_counter()
+        real = metrics._subset(test, n, 0, "the test set")
+        other = metrics._subset(train, n, 1, "the training set")
+        f_real = metrics.extract_features(real, net, device="cpu")
+        f_other = metrics.extract_features(other, net, device="cpu")
+        t_feat = time.perf_counter() - t0
+        value = metrics.fid_from_features(f_real, f_other)
+        seconds = time.perf_counter() - t0
     np.save(Path(out) / "real.npy", f_real)
     np.save(Path(out) / "other.npy", f_other)
-    queue.put({"fid": value, "seconds": seconds, "features_seconds": t_feat, "peak_mb": _peak_mb() - base})
+    queue.put({"fid": value, "seconds": seconds, "features_seconds": t_feat, "peak_mb": mem.mb})
 
 
 def _pr(threads: int, out: str, queue) -> None:
@@ -63,29 +91,29 @@ def _pr(threads: int, out: str, queue) -> None:
 
     torch.set_num_threads(threads)
     a, b = np.load(Path(out) / "real.npy"), np.load(Path(out) / "other.npy")
-    base = _peak_mb()
-    t0 = time.perf_counter()
-    pr = metrics.precision_recall(a, b, k=3, device="cpu")
-    queue.put({"precision": pr.precision, "recall": pr.recall, "seconds": time.perf_counter() - t0,
-               "peak_mb": _peak_mb() - base})
+    with _PeakMemory() as mem:
+        t0 = time.perf_counter()
+        pr = metrics.precision_recall(a, b, k=3, device="cpu")
+        seconds = time.perf_counter() - t0
+    queue.put({"precision": pr.precision, "recall": pr.recall, "seconds": seconds, "peak_mb": mem.mb})
 
 
 def _reference(threads: int, out: str, queue) -> None:
     """The textbook version: full distance matrices, then sort (NumPy, float64)."""
     a, b = np.load(Path(out) / "real.npy"), np.load(Path(out) / "other.npy")
-    base = _peak_mb()
-    t0 = time.perf_counter()
 
     def dist(x, y):
         return np.sqrt(np.maximum((x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2 * x @ y.T, 0))
 
-    r_a = np.partition(dist(a, a), 3, axis=1)[:, 3]
-    r_b = np.partition(dist(b, b), 3, axis=1)[:, 3]
-    d_ba = dist(b, a)
-    precision = float((d_ba <= r_a[None, :]).any(1).mean())
-    recall = float((d_ba <= r_b[:, None]).any(0).mean())
-    queue.put({"precision": precision, "recall": recall, "seconds": time.perf_counter() - t0,
-               "peak_mb": _peak_mb() - base})
+    with _PeakMemory() as mem:
+        t0 = time.perf_counter()
+        r_a = np.partition(dist(a, a), 3, axis=1)[:, 3]
+        r_b = np.partition(dist(b, b), 3, axis=1)[:, 3]
+        d_ba = dist(b, a)
+        precision = float((d_ba <= r_a[None, :]).any(1).mean())
+        recall = float((d_ba <= r_b[:, None]).any(0).mean())
+        seconds = time.perf_counter() - t0
+    queue.put({"precision": precision, "recall": recall, "seconds": seconds, "peak_mb": mem.mb})
 
 
 def _run(target, *args):

@@ -581,9 +581,9 @@ def init_dcgan_weights(module: nn.Module) -> None:
 class LeNet(nn.Module):
     """A small LeNet-style CNN for 28x28 digits in ``[-1, 1]``: the course's evaluation network (chapter 09).
 
-    Two 5x5 convolutions (``width`` and ``2 * width`` channels, each followed by batch norm,
-    ReLU and 2x2 max pooling), a hidden layer of ``hidden`` units, and a linear layer to the
-    class logits. ``features(x)`` returns the hidden layer (after ReLU), shape
+    Two 5x5 convolutions (``width`` and ``2 * width`` channels, each followed by ReLU and 2x2
+    max pooling; optionally batch norm before the ReLU), a hidden layer of ``hidden`` units,
+    and a linear layer to the class logits. ``features(x)`` returns the hidden layer (after ReLU), shape
     ``(n, hidden)``: the features of FID and precision/recall. Trained by
     :func:`ganlib.metrics.mnist_classifier`.
 
@@ -595,7 +595,7 @@ class LeNet(nn.Module):
     (torch.Size([2, 10]), torch.Size([2, 128]))
     """
 
-    def __init__(self, width: int = 16, hidden: int = 128, num_classes: int = 10, batchnorm: bool = True):
+    def __init__(self, width: int = 16, hidden: int = 128, num_classes: int = 10, batchnorm: bool = False):
         super().__init__()
 
         def block(c_in, c_out):

@@ -11,6 +11,7 @@ commands:
   exercises [--check]   regenerate exercises/ from solutions/ (--check: fail when out of date)
   train ...             train a GAN on images (MNIST, a folder, synthetic); --help for the options
   sample ...            draw samples or an image grid from a checkpoint; --help for the options
+  evaluate ...          FID, precision/recall, classifier score of generated digits; --help for the options
 """
 
 
@@ -36,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         from ganlib.train import main_sample
 
         return main_sample(rest)
+    if command == "evaluate":
+        from ganlib.metrics import main_evaluate
+
+        return main_evaluate(rest)
     print(f"unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

@@ -1,6 +1,7 @@
-"""Mode coverage on mixtures with known modes (chapter 06), as VEEGAN and PacGAN measure it.
+"""Sample-based metrics for GANs: mode coverage on mixtures (chapter 06), and FID, precision and
+recall, classifier score and class coverage for images (chapter 09).
 
-For a mixture of isotropic Gaussians with means ``mu_1 .. mu_k`` and standard deviation
+**Mode coverage** (chapter 06). For a mixture of isotropic Gaussians with means ``mu_1 .. mu_k`` and standard deviation
 ``sigma`` (Srivastava et al. 2017, VEEGAN; Lin et al. 2018, PacGAN):
 
 - a sample is **high quality** if it lies within ``3 sigma`` of its nearest mean;
@@ -13,17 +14,51 @@ For a mixture of isotropic Gaussians with means ``mu_1 .. mu_k`` and standard de
 
 Everything is vectorised: the ``(n, k)`` table of distances is computed at once.
 NumPy only; torch tensors are accepted as input and converted.
+
+**Image metrics** (chapter 09). Everything runs offline on a CPU. Inception weights are not available offline and fit 28x28
+digits badly, so the course uses its own small MNIST classifier (:func:`mnist_classifier`) as
+the feature extractor: its penultimate layer gives the features of FID and precision/recall,
+its softmax the classifier score and class coverage. FID numbers computed this way measure
+the same thing as Inception-FID but **cannot be compared with published Inception-FID numbers**.
+
+Shapes: images ``(n, 1, H, W)`` float in ``[-1, 1]`` (the range of a tanh generator); features
+``(n, d)``; class probabilities ``(n, C)``.
+
+References
+----------
+Heusel et al., "GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash
+Equilibrium", NeurIPS 2017 (FID). Salimans et al., "Improved Techniques for Training GANs",
+NeurIPS 2016 (Inception Score). Kynkaanniemi et al., "Improved Precision and Recall Metric
+for Assessing Generative Models", NeurIPS 2019.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from dataclasses import dataclass, field
+import os
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["ModeCoverage", "mode_coverage", "nearest_mode", "reverse_kl_uniform", "high_quality_ceiling"]
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
+
+__all__ = [
+    "ModeCoverage", "mode_coverage", "nearest_mode", "reverse_kl_uniform", "high_quality_ceiling",
+    "frechet_distance", "feature_statistics", "fid", "classifier_score", "class_coverage", "ClassCoverage",
+    "precision_recall", "PrecisionRecall", "knn_radii", "nearest_neighbours", "extract_features",
+    "predict_proba", "check_images", "generate", "mnist_classifier", "classifier_accuracy",
+    "CLASSIFIER_CONFIG", "cache_dir", "evaluate", "main_evaluate",
+]
 
 # above this many entries in the (n, k, d) difference array, distances are computed in blocks of rows
 _BLOCK_ENTRIES = 1 << 24
@@ -230,3 +265,975 @@ def high_quality_ceiling(dim: int = 2, threshold: float = 3.0) -> float:
         term *= x / (a + j)
         total += term
     return min(1.0, math.exp(a * math.log(x) - x - math.lgamma(a + 1)) * total)
+
+
+# --------------------------------------------------------------------------- Frechet distance
+
+
+def _as_matrix(sigma, d: int, name: str) -> np.ndarray:
+    s = np.atleast_2d(np.asarray(sigma, dtype=np.float64))
+    if s.shape != (d, d):
+        raise ValueError(f"{name} should have shape ({d}, {d}) to match the mean, got {s.shape}")
+    if not np.all(np.isfinite(s)):
+        raise ValueError(f"{name} contains NaN or inf")
+    scale = max(float(np.abs(s).max()), 1e-300)
+    if np.abs(s - s.T).max() > 1e-8 * scale:
+        raise ValueError(f"{name} is not symmetric (max |S - S^T| = {np.abs(s - s.T).max():.3g}): "
+                         "pass a covariance matrix, e.g. np.cov(x, rowvar=False)")
+    return (s + s.T) / 2
+
+
+def _psd_sqrt(s: np.ndarray, name: str, tol: float = 1e-8) -> np.ndarray:
+    """Symmetric square root of a symmetric positive semi-definite matrix, from its eigendecomposition.
+
+    Eigenvalues a little below zero (rounding in a near-singular covariance) are set to zero;
+    clearly negative ones (below ``-tol * largest``) mean the matrix is not a covariance.
+    """
+    w, v = np.linalg.eigh(s)
+    floor = -tol * max(float(np.abs(w).max()), 1e-300)
+    if w.min() < floor:
+        raise ValueError(f"{name} is not positive semi-definite (eigenvalue {w.min():.3g}): not a covariance matrix")
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+
+
+def trace_sqrt_product(sigma1, sigma2) -> float:
+    """``Tr (S1 S2)^{1/2}`` for symmetric positive semi-definite ``S1``, ``S2``.
+
+    ``S1 S2`` is not symmetric, but it is similar to ``A S2 A`` with ``A = S1^{1/2}``
+    (``A^{-1} (A A S2) A = A S2 A``), which is symmetric positive semi-definite: same
+    eigenvalues, all real and non-negative. So the trace is the sum of the square roots of
+    the eigenvalues of ``A S2 A``, computed with ``eigh``; no complex numbers appear.
+    Eigenvalues that rounding pushed slightly below zero are checked (they must be tiny
+    compared with the largest) and then set to zero.
+
+    Examples
+    --------
+    >>> round(trace_sqrt_product(np.diag([1.0, 4.0]), np.diag([9.0, 1.0])), 12)   # sqrt(9) + sqrt(4)
+    5.0
+    """
+    s1 = np.atleast_2d(np.asarray(sigma1, dtype=np.float64))
+    s2 = _as_matrix(sigma2, s1.shape[0], "sigma2")
+    s1 = _as_matrix(s1, s1.shape[0], "sigma1")
+    a = _psd_sqrt(s1, "sigma1")
+    m = a @ s2 @ a
+    w = np.linalg.eigvalsh((m + m.T) / 2)
+    largest = max(float(np.abs(w).max()), 1e-300)
+    if w.min() < -1e-8 * largest:
+        raise ValueError(f"S1^(1/2) S2 S1^(1/2) has eigenvalue {w.min():.3g}: sigma2 is not positive semi-definite")
+    return float(np.sqrt(np.clip(w, 0.0, None)).sum())
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """Frechet distance between ``N(mu1, sigma1)`` and ``N(mu2, sigma2)``: the squared 2-Wasserstein distance.
+
+    ``d^2 = ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^{1/2})`` (Heusel et al. 2017). The matrix
+    square root is computed stably (see :func:`trace_sqrt_product`); singular covariances, as
+    with fewer samples than feature dimensions, are fine.
+
+    Parameters
+    ----------
+    mu1, mu2 : array_like, shape (d,)
+    sigma1, sigma2 : array_like, shape (d, d)
+        Symmetric positive semi-definite. A scalar is read as a 1x1 variance.
+
+    Returns
+    -------
+    float
+        Non-negative; tiny negative results from rounding are returned as 0. Accuracy: about
+        1e-12 relative for well-conditioned covariances, about 1e-8 relative at singular ones
+        (the square root of a rounding error).
+
+    Examples
+    --------
+    >>> frechet_distance([0.0], [[1.0]], [1.0], [[4.0]])   # 1 + (1 + 4 - 2 * 2)
+    2.0
+    >>> frechet_distance(np.zeros(3), np.eye(3), np.zeros(3), np.eye(3))
+    0.0
+    """
+    mu1 = np.atleast_1d(np.asarray(mu1, dtype=np.float64))
+    mu2 = np.atleast_1d(np.asarray(mu2, dtype=np.float64))
+    if mu1.ndim != 1 or mu1.shape != mu2.shape:
+        raise ValueError(f"mu1 and mu2 should be vectors of the same length, got shapes {mu1.shape} and {mu2.shape}")
+    if not (np.all(np.isfinite(mu1)) and np.all(np.isfinite(mu2))):
+        raise ValueError("mu1 or mu2 contains NaN or inf")
+    d = mu1.shape[0]
+    s1, s2 = _as_matrix(sigma1, d, "sigma1"), _as_matrix(sigma2, d, "sigma2")
+    diff = mu1 - mu2
+    value = float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * trace_sqrt_product(s1, s2))
+    scale = float(diff @ diff + np.trace(s1) + np.trace(s2))
+    # Mathematically value >= 0. At a singular covariance a zero eigenvalue comes out as +-1e-16
+    # and its square root as 1e-8, so rounding can push value slightly below zero: allow that.
+    if value < -1e-6 * max(scale, 1e-12):
+        raise ValueError(f"negative Frechet distance {value:.3g}: the covariances are not valid")
+    return max(value, 0.0)
+
+
+def feature_statistics(feats) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``(d,)`` and covariance ``(d, d)`` (unbiased, ``n - 1``) of features ``(n, d)``, in float64.
+
+    Examples
+    --------
+    >>> mu, sigma = feature_statistics(np.array([[0.0, 1.0], [2.0, 3.0]]))
+    >>> mu.tolist(), sigma.tolist()
+    ([1.0, 2.0], [[2.0, 2.0], [2.0, 2.0]])
+    """
+    x = _as_features(feats, "feats")
+    if x.shape[0] < 2:
+        raise ValueError(f"need at least 2 samples for a covariance, got {x.shape[0]}")
+    return x.mean(axis=0), np.cov(x, rowvar=False).reshape(x.shape[1], x.shape[1])
+
+
+def _as_features(x, name: str) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"{name} should be a 2-D array (n, d) of features, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return x
+
+
+def fid_from_features(real_feats, fake_feats) -> float:
+    """FID between two feature sets ``(n, d)`` and ``(m, d)``: the Frechet distance of their Gaussian fits.
+
+    Examples
+    --------
+    >>> x = np.random.default_rng(0).normal(size=(500, 4))
+    >>> round(fid_from_features(x, x), 9), round(fid_from_features(x, x + 1.0), 9)   # a shift by (1, 1, 1, 1)
+    (0.0, 4.0)
+    """
+    return frechet_distance(*feature_statistics(real_feats), *feature_statistics(fake_feats))
+
+
+# --------------------------------------------------------------------------- classifier score, coverage
+
+
+def classifier_score(probs) -> float:
+    """The classifier score (the Inception Score's analogue): ``exp(E_x KL(p(y|x) || p(y)))``.
+
+    ``p(y)`` is the mean of the rows. The score lies in ``[1, C]``: 1 when every sample gets
+    the same prediction (or every prediction is uniform), ``C`` when predictions are confident
+    (one-hot) and the classes are used equally (Salimans et al. 2016; they average over 10
+    splits of the samples, which this function leaves to the caller).
+
+    Parameters
+    ----------
+    probs : array_like, shape (n, C)
+        Rows are probability vectors (non-negative, summing to 1).
+
+    Examples
+    --------
+    >>> classifier_score(np.eye(10))        # confident and balanced: the maximum
+    10.0
+    >>> classifier_score(np.full((5, 10), 0.1))   # uninformative: the minimum
+    1.0
+    """
+    p = _as_features(probs, "probs")
+    if np.any(p < 0) or not np.allclose(p.sum(axis=1), 1.0, atol=1e-6):
+        raise ValueError("probs should have non-negative rows summing to 1 (apply softmax to logits first)")
+    marginal = p.mean(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * (np.log(np.where(p > 0, p, 1.0)) - np.log(np.where(marginal > 0, marginal, 1.0))), 0.0)
+    kl = terms.sum(axis=1)
+    score = float(np.exp(kl.mean()))
+    return min(max(score, 1.0), float(p.shape[1]))  # clip rounding just outside [1, C]
+
+
+class ClassCoverage(NamedTuple):
+    """Histogram of predicted classes. ``covered``: classes with at least ``min_fraction`` of the samples;
+    ``effective``: ``exp(entropy)`` of the histogram (1 for one class, C for a uniform spread)."""
+
+    counts: np.ndarray
+    fractions: np.ndarray
+    covered: int
+    effective: float
+
+
+def class_coverage(labels_or_probs, num_classes: int = 10, min_fraction: float = 0.01) -> ClassCoverage:
+    """How many classes the samples fall into: a mode-collapse detector (chapter 06's mode counting, on digits).
+
+    Parameters
+    ----------
+    labels_or_probs : array_like, shape (n,) integer labels or (n, C) probabilities (argmax taken)
+    num_classes : int
+    min_fraction : float
+        A class counts as covered when it receives at least this fraction of the samples
+        (default 1%, a tenth of a uniform share for 10 classes), so that a few misclassified
+        samples of a collapsed generator do not count as coverage.
+
+    Examples
+    --------
+    >>> cov = class_coverage([3, 3, 3, 7])
+    >>> cov.counts.tolist(), cov.covered
+    ([0, 0, 0, 3, 0, 0, 0, 1, 0, 0], 2)
+    """
+    a = labels_or_probs.detach().cpu().numpy() if hasattr(labels_or_probs, "detach") else np.asarray(labels_or_probs)
+    if a.ndim == 2:
+        if a.shape[1] != num_classes:
+            raise ValueError(f"probs should have {num_classes} columns, got shape {a.shape}")
+        labels = a.argmax(axis=1)
+    elif a.ndim == 1:
+        if a.size and not np.all(np.equal(np.mod(a, 1), 0)):
+            raise ValueError("labels should be integers; pass probabilities as an (n, C) array")
+        labels = a.astype(np.int64)
+    else:
+        raise ValueError(f"expected labels (n,) or probabilities (n, C), got shape {a.shape}")
+    if labels.size == 0:
+        raise ValueError("no samples")
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(f"labels should lie in 0..{num_classes - 1}, got {labels.min()}..{labels.max()}")
+    counts = np.bincount(labels, minlength=num_classes)
+    fractions = counts / counts.sum()
+    nz = fractions[fractions > 0]
+    effective = float(np.exp(-(nz * np.log(nz)).sum()))
+    return ClassCoverage(counts, fractions, int((fractions >= min_fraction).sum()), effective)
+
+
+# --------------------------------------------------------------------------- nearest neighbours, precision/recall
+
+
+def _torch_features(x, device, dtype):
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        t = x.detach()
+    else:
+        t = torch.from_numpy(np.ascontiguousarray(np.asarray(x, dtype=np.float64)))
+    if t.ndim != 2:
+        raise ValueError(f"features should be a 2-D array (n, d), got shape {tuple(t.shape)}")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError("features contain NaN or inf")
+    return t.to(device=device, dtype=dtype)
+
+
+def _setup(device):
+    import torch
+
+    device = torch.device("cpu") if device is None else torch.device(device)
+    dtype = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
+    return device, dtype
+
+
+def _chunk_rows(n_cols: int, max_elements: int) -> int:
+    return max(1, max_elements // max(n_cols, 1))
+
+
+def nearest_neighbours(queries, references, k: int = 1, *, exclude_self: bool = False, device=None,
+                       max_elements: int = 2**22) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest references (Euclidean) of each query, computed in chunks of queries.
+
+    Memory stays bounded by ``max_elements`` distances at a time (32 MiB in float64 by
+    default), so 50,000 x 50,000 works on a laptop.
+
+    Parameters
+    ----------
+    queries : array_like, shape (n, d)
+    references : array_like, shape (m, d)
+    k : int
+    exclude_self : bool
+        ``queries`` and ``references`` are the same set: skip each point's own zero distance.
+    device : torch device, optional (default CPU)
+    max_elements : int
+        Distances held at once.
+
+    Returns
+    -------
+    distances : ndarray, shape (n, k), ascending
+    indices : ndarray of int64, shape (n, k), rows of ``references``
+
+    Examples
+    --------
+    >>> ref = np.array([[0.0], [1.0], [3.0]])
+    >>> d, i = nearest_neighbours(np.array([[0.9], [2.5]]), ref, k=2)
+    >>> np.round(d, 6).tolist(), i.tolist()
+    ([[0.1, 0.9], [0.5, 1.5]], [[1, 0], [2, 1]])
+    """
+    import torch
+
+    device, dtype = _setup(device)
+    q = _torch_features(queries, device, dtype)
+    if references is None and not exclude_self:
+        raise ValueError("references is None: pass the reference features, or exclude_self=True for a set against itself")
+    r = q if references is None else _torch_features(references, device, dtype)
+    if q.shape[1] != r.shape[1]:
+        raise ValueError(f"queries have {q.shape[1]} features, references {r.shape[1]}")
+    if exclude_self and q.shape[0] != r.shape[0]:
+        raise ValueError("exclude_self needs queries and references to be the same set")
+    available = r.shape[0] - (1 if exclude_self else 0)
+    if not 1 <= k <= available:
+        raise ValueError(f"k must be between 1 and {available} (the number of references), got {k}")
+    r_sq = (r * r).sum(dim=1)
+    step = _chunk_rows(r.shape[0], max_elements)
+    dists, idxs = [], []
+    for start in range(0, q.shape[0], step):
+        qc = q[start:start + step]
+        d2 = (qc * qc).sum(dim=1, keepdim=True) + r_sq[None, :] - 2.0 * qc @ r.T
+        if exclude_self:
+            rows = torch.arange(qc.shape[0], device=device)
+            d2[rows, rows + start] = float("inf")
+        vals, ind = torch.topk(d2, k, dim=1, largest=False)
+        dists.append(vals.clamp_min(0).sqrt().cpu())
+        idxs.append(ind.cpu())
+    return torch.cat(dists).double().numpy(), torch.cat(idxs).numpy()
+
+
+def knn_radii(feats, k: int = 3, **kwargs) -> np.ndarray:
+    """Distance from each sample to its ``k``-th nearest neighbour in the same set (itself excluded), ``(n,)``.
+
+    Examples
+    --------
+    >>> knn_radii(np.array([[0.0], [1.0], [3.0], [7.0]]), k=2).tolist()
+    [3.0, 2.0, 3.0, 6.0]
+    """
+    d, _ = nearest_neighbours(feats, None, k, exclude_self=True, **kwargs)
+    return d[:, -1]
+
+
+def _inside_any_ball(points, centres, radii, device, max_elements) -> np.ndarray:
+    """Boolean ``(n,)``: is ``points[i]`` within ``radii[j]`` of some ``centres[j]``?"""
+    import torch
+
+    device, dtype = _setup(device)
+    p, c = _torch_features(points, device, dtype), _torch_features(centres, device, dtype)
+    r2 = torch.as_tensor(np.asarray(radii, dtype=np.float64), device=device, dtype=dtype) ** 2
+    c_sq = (c * c).sum(dim=1)
+    step = _chunk_rows(c.shape[0], max_elements)
+    out = []
+    for start in range(0, p.shape[0], step):
+        pc = p[start:start + step]
+        d2 = ((pc * pc).sum(dim=1, keepdim=True) + c_sq[None, :] - 2.0 * pc @ c.T).clamp_min(0)
+        out.append((d2 <= r2[None, :]).any(dim=1).cpu())
+    return torch.cat(out).numpy()
+
+
+class PrecisionRecall(NamedTuple):
+    """Improved precision and recall (Kynkaanniemi et al. 2019), each in [0, 1]."""
+
+    precision: float
+    recall: float
+
+
+def precision_recall(real_feats, fake_feats, k: int = 3, *, device=None, max_elements: int = 2**22) -> PrecisionRecall:
+    """Improved precision and recall of Kynkaanniemi et al. (NeurIPS 2019).
+
+    Each real sample gets a ball reaching its ``k``-th nearest real neighbour; their union
+    estimates the real manifold. **Precision** is the fraction of fake samples inside that
+    manifold (quality), **recall** the fraction of real samples inside the fake manifold built
+    the same way from the fakes (diversity). Distances are computed in chunks, so memory stays
+    bounded (see :func:`nearest_neighbours`).
+
+    Parameters
+    ----------
+    real_feats : array_like, shape (n, d)
+    fake_feats : array_like, shape (m, d)
+    k : int
+        Neighbourhood size; the paper uses 3.
+
+    Examples
+    --------
+    >>> x = np.random.default_rng(0).normal(size=(200, 2))
+    >>> precision_recall(x, x)
+    PrecisionRecall(precision=1.0, recall=1.0)
+    """
+    real_r = knn_radii(real_feats, k, device=device, max_elements=max_elements)
+    fake_r = knn_radii(fake_feats, k, device=device, max_elements=max_elements)
+    precision = _inside_any_ball(fake_feats, real_feats, real_r, device, max_elements).mean()
+    recall = _inside_any_ball(real_feats, fake_feats, fake_r, device, max_elements).mean()
+    return PrecisionRecall(float(precision), float(recall))
+
+
+# --------------------------------------------------------------------------- images and features
+
+IMAGE_SIZE = 28  # the classifier's input size; other sizes are resized to it
+
+
+def check_images(x, name: str = "images", tol: float = 1e-3) -> "torch.Tensor":
+    """Validate a batch of generated or real images and return it as float32 ``(n, 1, H, W)`` on the CPU.
+
+    Accepts ``(n, 1, H, W)`` or ``(n, H, W)`` (a channel axis is added), NumPy or torch, values
+    in ``[-1, 1]`` (a tanh generator's range). Every problem gets a message that says what to
+    do: a wrong shape, NaN or inf, pixel values in ``[0, 255]`` or in ``[0, 1]``.
+
+    Examples
+    --------
+    >>> check_images(np.zeros((2, 28, 28)) - 1).shape
+    torch.Size([2, 1, 28, 28])
+    >>> check_images(np.full((2, 1, 28, 28), 255.0))
+    Traceback (most recent call last):
+    ...
+    ValueError: images have values in [255, 255], outside [-1, 1]; they look like pixel values in [0, 255]: scale them with x / 127.5 - 1
+    """
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        t = x.detach().cpu()
+    else:
+        arr = np.asarray(x)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise ValueError(f"{name} should be a numeric array, got dtype {arr.dtype}")
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    if t.ndim == 3:
+        t = t.unsqueeze(1)
+    if t.ndim != 4 or t.shape[1] != 1 or t.shape[0] == 0 or min(t.shape[2:]) < 1:
+        raise ValueError(f"{name} should have shape (N, 1, H, W) (or (N, H, W)) with N >= 1: single-channel digits; "
+                         f"got shape {tuple(t.shape)}")
+    t = t.float()
+    bad = int((~torch.isfinite(t)).sum())
+    if bad:
+        raise ValueError(f"{name} contain {bad} NaN or inf values (in {int((~torch.isfinite(t)).flatten(1).any(1).sum())} "
+                         f"of {t.shape[0]} images): the generator probably diverged; check its training run")
+    lo, hi = float(t.min()), float(t.max())
+    if lo < -1 - tol or hi > 1 + tol:
+        hint = ""
+        if lo >= 0 and hi <= 255 and hi > 1 + tol:
+            hint = "; they look like pixel values in [0, 255]: scale them with x / 127.5 - 1"
+        raise ValueError(f"{name} have values in [{lo:.4g}, {hi:.4g}], outside [-1, 1]{hint}")
+    if lo >= 0:
+        raise ValueError(f"{name} have values in [{lo:.4g}, {hi:.4g}]: they look like images in [0, 1], but "
+                         "the course's images are in [-1, 1] (background -1): scale them with 2 * x - 1")
+    return t.clamp_(-1.0, 1.0)
+
+
+def _resize(t: "torch.Tensor", size: int = IMAGE_SIZE) -> "torch.Tensor":
+    import torch.nn.functional as F
+
+    if tuple(t.shape[-2:]) == (size, size):
+        return t
+    return F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True).clamp_(-1, 1)
+
+
+def _extract(images, model, batch_size: int = 500, device=None, with_logits: bool = False, name: str = "images"):
+    """The one feature-extraction path: batched, no gradients, eval mode, on ``device``.
+
+    Returns features ``(n, d)`` float64 (and logits ``(n, C)`` when ``with_logits``) as NumPy arrays.
+    """
+    import torch
+
+    from ganlib.utils import default_device
+
+    x = check_images(images, name)
+    params = list(model.parameters()) if hasattr(model, "parameters") else []
+    if device is not None:
+        device = torch.device(device)
+        if params:
+            model.to(device)
+    else:  # where the model already is; a model without parameters runs on the best device
+        device = params[0].device if params else default_device()
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    feats, logits = [], []
+    try:
+        with torch.no_grad():
+            for start in range(0, x.shape[0], batch_size):
+                xb = _resize(x[start:start + batch_size]).to(device)
+                if hasattr(model, "features_and_logits"):
+                    f, lg = model.features_and_logits(xb)
+                elif hasattr(model, "features"):
+                    f, lg = model.features(xb), None
+                else:
+                    f, lg = model(xb), None
+                feats.append(f.reshape(f.shape[0], -1).cpu().double())
+                if with_logits:
+                    if lg is None:
+                        raise ValueError("this extractor gives no logits: use the classifier from mnist_classifier()")
+                    logits.append(lg.cpu().double())
+    finally:
+        if was_training:
+            model.train()
+    f = torch.cat(feats).numpy()
+    return (f, torch.cat(logits).numpy()) if with_logits else f
+
+
+def extract_features(images, extractor=None, *, batch_size: int = 500, device=None) -> np.ndarray:
+    """Features ``(n, d)`` of images ``(n, 1, H, W)`` in ``[-1, 1]``, batched on any device.
+
+    ``extractor`` is a module with a ``features`` method (the classifier of
+    :func:`mnist_classifier`, the default), or any module mapping images to ``(n, d)``.
+    Images of another size than 28x28 are resized to 28x28 (bilinear, antialiased) first.
+
+    Examples
+    --------
+    >>> import torch
+    >>> flat = torch.nn.Flatten()
+    >>> extract_features(-torch.ones(3, 1, 28, 28), flat).shape
+    (3, 784)
+    """
+    if extractor is None:
+        extractor = mnist_classifier()
+    return _extract(images, extractor, batch_size, device)
+
+
+def predict_proba(images, classifier=None, *, batch_size: int = 500, device=None) -> np.ndarray:
+    """Class probabilities ``(n, 10)`` from the MNIST classifier (softmax of its logits), float64."""
+    if classifier is None:
+        classifier = mnist_classifier()
+    _, logits = _extract(images, classifier, batch_size, device, with_logits=True)
+    z = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def _latent_dim(G) -> int:
+    for attr in ("latent_dim", "nz", "z_dim"):
+        if isinstance(getattr(G, attr, None), int):
+            return int(getattr(G, attr))
+    for m in G.modules():
+        if hasattr(m, "in_features"):
+            return int(m.in_features)
+        if hasattr(m, "in_channels"):
+            return int(m.in_channels)
+    raise ValueError("cannot tell the generator's latent dimension: pass latent_dim=...")
+
+
+def generate(G, n: int, latent_dim: int | None = None, *, batch_size: int = 500, device=None,
+             seed: int = 0) -> "torch.Tensor":
+    """``n`` samples of a generator, in eval mode and without gradients, returned on the CPU.
+
+    ``G`` is a module mapping noise ``z ~ N(0, I)`` of shape ``(batch, latent_dim)`` to images, or
+    any callable ``sample(n) -> Tensor``. It runs where its parameters are, unless ``device`` is given. The noise comes from its own seeded generator, so
+    global random state is untouched.
+
+    Examples
+    --------
+    >>> import torch
+    >>> G = torch.nn.Sequential(torch.nn.Linear(8, 784), torch.nn.Tanh(), torch.nn.Unflatten(1, (1, 28, 28)))
+    >>> generate(G, 5).shape
+    torch.Size([5, 1, 28, 28])
+    """
+    import torch
+    from torch import nn
+
+    from ganlib.utils import default_device
+
+    if not isinstance(G, nn.Module):
+        if not callable(G):
+            raise TypeError(f"expected a generator module or a callable sample(n), got {type(G).__name__}")
+        return torch.as_tensor(G(n)).detach().cpu()
+    params = list(G.parameters())
+    if device is None:  # where G already is
+        device = params[0].device if params else default_device()
+    device = torch.device(device)
+    latent_dim = _latent_dim(G) if latent_dim is None else int(latent_dim)
+    was_training = G.training
+    G.eval()
+    gen = torch.Generator().manual_seed(int(seed))
+    G.to(device)
+    z_all = torch.randn(n, latent_dim, generator=gen)  # all at once: the samples do not depend on batch_size
+    out = []
+    try:
+        with torch.no_grad():
+            for start in range(0, n, batch_size):
+                out.append(G(z_all[start:start + batch_size].to(device)).float().cpu())
+    finally:
+        G.train(was_training)
+    return torch.cat(out)
+
+
+# --------------------------------------------------------------------------- the MNIST classifier
+
+#: Training configuration of the evaluation classifier; its hash names the cached weights, so
+#: changing any entry trains (and caches) a new classifier.
+CLASSIFIER_CONFIG: dict[str, Any] = {
+    "arch": "LeNet", "width": 16, "hidden": 128, "batchnorm": False,
+    "epochs": 2, "batch_size": 128, "max_lr": 3e-3, "weight_decay": 0.0, "seed": 0,
+    "train_size": 60000,
+}
+
+
+def cache_dir() -> Path:
+    """Where the trained classifier is cached: ``$GANLIB_CACHE`` when set, else ganlib's user cache
+    (``ganlib.data.cache_dir()``: ``$XDG_CACHE_HOME/ganlib`` or the platform's cache folder).
+
+    Examples
+    --------
+    >>> import os; os.environ["GANLIB_CACHE"] = "/tmp/ganlib-cache"; str(cache_dir())
+    '/tmp/ganlib-cache'
+    >>> del os.environ["GANLIB_CACHE"]; cache_dir().name
+    'ganlib'
+    """
+    from ganlib.data import cache_dir as user_cache
+
+    override = os.environ.get("GANLIB_CACHE", "").strip()
+    return Path(override).expanduser() if override else user_cache()
+
+
+def config_hash(config: dict) -> str:
+    """A short, stable hash of a JSON-serialisable configuration.
+
+    Examples
+    --------
+    >>> config_hash({"a": 1, "b": 2}) == config_hash({"b": 2, "a": 1})
+    True
+    """
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _mnist(split: str, root=None):
+    """MNIST images as float32 ``(N, 1, 28, 28)`` in ``[-1, 1]`` and int64 labels, from ``ganlib.data``."""
+    from ganlib.data import load_mnist, scale_images
+
+    x, y = load_mnist(split, root=root)
+    return scale_images(x), y
+
+
+def classifier_accuracy(classifier, images, labels, *, batch_size: int = 1000, device=None) -> float:
+    """Fraction of ``images`` whose predicted class (argmax of the logits) equals ``labels``."""
+    import torch
+
+    probs = predict_proba(images, classifier, batch_size=batch_size, device=device)
+    labels = labels.numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    return float((probs.argmax(axis=1) == labels).mean())
+
+
+def _train_classifier(config: dict, root=None, device=None, verbose: bool = False):
+    """Supervised training of the evaluation classifier (cross-entropy, Adam, one-cycle learning rate).
+
+    This is an ordinary classifier loop, not a GAN loop: one network, one loss, labelled data.
+    It lives here, next to the metric that needs it, and is small on purpose.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from ganlib.models import LeNet
+    from ganlib.utils import default_device, progress
+
+    device = default_device() if device is None else torch.device(device)
+    x, y = _mnist("train", root)
+    n = min(int(config["train_size"]), x.shape[0])
+    gen = torch.Generator().manual_seed(int(config["seed"]))
+    if n < x.shape[0]:
+        keep = torch.randperm(x.shape[0], generator=gen)[:n]
+        x, y = x[keep], y[keep]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(config["seed"]))
+        net = LeNet(config["width"], config["hidden"], 10, config["batchnorm"]).to(device)
+    bs = int(config["batch_size"])
+    per_epoch = n // bs
+    steps = int(config["epochs"]) * per_epoch
+    opt = torch.optim.Adam(net.parameters(), lr=config["max_lr"] / 25, weight_decay=config["weight_decay"])
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config["max_lr"], total_steps=steps)
+    net.train()
+    start = time.perf_counter()
+    perm = None
+    for step in progress(range(steps), desc="training the MNIST classifier", disable=not verbose):
+        if step % per_epoch == 0:
+            perm = torch.randperm(n, generator=gen)
+        idx = perm[(step % per_epoch) * bs:(step % per_epoch + 1) * bs]
+        loss = F.cross_entropy(net(x[idx].to(device)), y[idx].to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    seconds = time.perf_counter() - start
+    net.eval()
+    xt, yt = _mnist("test", root)
+    acc = classifier_accuracy(net, xt, yt, device=device)
+    return net, {"test_accuracy": acc, "train_seconds": seconds}
+
+
+def mnist_classifier(root=None, cache: bool = True, *, config: dict | None = None, device=None,
+                     verbose: bool = False) -> "nn.Module":
+    """The course's MNIST classifier, trained once and cached: the feature extractor of chapter 09.
+
+    A LeNet-style CNN (:class:`ganlib.models.LeNet`) trained with cross-entropy on the 60,000
+    MNIST training digits for 2 epochs (Adam, one-cycle learning rate); it reaches at least
+    99% test accuracy in about a minute on two CPU cores. Its penultimate layer gives the
+    features of :func:`fid` and :func:`precision_recall`, its softmax the class
+    probabilities of :func:`classifier_score` and :func:`class_coverage`.
+
+    The weights are cached in :func:`cache_dir` under ``classifiers/``, in a file named by a hash
+    of the training configuration; a missing or unreadable file is retrained. The training
+    loop is a supervised classifier loop (not a GAN loop) and lives in this module.
+
+    Parameters
+    ----------
+    root : path, optional
+        MNIST folder, passed to ``ganlib.data.load_mnist``.
+    cache : bool
+        Read and write the cache; ``False`` always trains and writes nothing.
+    config : dict, optional
+        Overrides of :data:`CLASSIFIER_CONFIG` (a different hash, a different cache file).
+    device : torch device, optional
+    verbose : bool
+        Show a progress bar while training.
+
+    Returns
+    -------
+    LeNet
+        In eval mode, on ``device``; ``.info`` holds the configuration, its hash, the test
+        accuracy and the training time.
+    """
+    import torch
+
+    from ganlib.models import LeNet
+    from ganlib.utils import default_device
+
+    cfg = {**CLASSIFIER_CONFIG, **(config or {})}
+    unknown = set(cfg) - set(CLASSIFIER_CONFIG)
+    if unknown:
+        raise ValueError(f"unknown classifier config keys {sorted(unknown)}; known: {sorted(CLASSIFIER_CONFIG)}")
+    key = config_hash(cfg)
+    device = default_device() if device is None else torch.device(device)
+    path = cache_dir() / "classifiers" / f"mnist-lenet-{key}.pt"
+    if cache and path.exists():
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            net = LeNet(cfg["width"], cfg["hidden"], 10, cfg["batchnorm"])
+            net.load_state_dict(blob["state_dict"])
+            net.info = {**blob["info"], "config": cfg, "hash": key, "path": str(path), "cached": True}
+            return net.to(device).eval()
+        except Exception as exc:  # a truncated or foreign file: train again rather than fail
+            warnings.warn(f"could not read the cached classifier {path} ({type(exc).__name__}: {exc}); retraining it",
+                          stacklevel=2)
+    if verbose:
+        print(f"training the MNIST classifier (config {key}); cached afterwards", file=sys.stderr)
+    net, info = _train_classifier(cfg, root, device, verbose)
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save({"state_dict": {k: v.cpu() for k, v in net.state_dict().items()}, "info": info}, tmp)
+        os.replace(tmp, path)  # atomic: a crash never leaves half a file under the real name
+    net.info = {**info, "config": cfg, "hash": key, "path": str(path), "cached": False}
+    return net.eval()
+
+
+# --------------------------------------------------------------------------- the evaluation protocol
+
+
+def _subset(x, n: int, seed: int, what: str):
+    import torch
+
+    if not isinstance(n, (int, np.integer)) or n < 2:
+        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    if n > x.shape[0]:
+        raise ValueError(f"n = {n} is larger than {what} ({x.shape[0]} images): use n <= {x.shape[0]}")
+    if n == x.shape[0]:
+        return x
+    return x[torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(int(seed)))[:n]]
+
+
+def _fake_images(fake, n: int, seed: int, latent_dim, batch_size, device):
+    import torch
+
+    if callable(fake) and not isinstance(fake, (np.ndarray, torch.Tensor)):
+        return check_images(generate(fake, n, latent_dim, batch_size=batch_size, device=device, seed=seed), "samples")
+    return _subset(check_images(fake, "samples"), n, seed, "the number of samples")
+
+
+def fid(fake, real=None, extractor=None, n: int = 10_000, *, seed: int = 0, latent_dim: int | None = None,
+        batch_size: int = 500, device=None, root=None) -> float:
+    """Frechet Inception Distance with the course's MNIST features: FID between ``n`` fakes and ``n`` reals.
+
+    Parameters
+    ----------
+    fake : images ``(m, 1, H, W)`` in ``[-1, 1]`` (m >= n; a seeded random subset of n is used),
+        or a generator module (``n`` samples are drawn with :func:`generate`), or a callable ``sample(n)``.
+    real : images, optional
+        The reference set; default: the 10,000 MNIST test digits.
+    extractor : module, optional
+        Feature extractor; default: :func:`mnist_classifier`'s penultimate layer.
+    n : int
+        Samples on each side. FID is biased upwards at small n: compare numbers only at the
+        same n, next to the real-vs-real floor at that n (see :func:`evaluate`).
+    seed : int
+        Seed of the subsets and of the generator's noise.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.rand(300, 1, 28, 28) * 2 - 1
+    >>> fid(x, x, torch.nn.Flatten(), n=300) < 1e-6
+    True
+    """
+    real = _mnist("test", root)[0] if real is None else real
+    real = _subset(check_images(real, "real images"), n, seed, "the real set")
+    extractor = mnist_classifier(root, device=device) if extractor is None else extractor
+    fake = _fake_images(fake, n, seed, latent_dim, batch_size, device)
+    return fid_from_features(_extract(real, extractor, batch_size, device),
+                             _extract(fake, extractor, batch_size, device, name="samples"))
+
+
+def _scores(feats, probs, ref_feats, k, device) -> dict:
+    pr = precision_recall(ref_feats, feats, k, device=device)
+    cov = class_coverage(probs)
+    return {"fid": fid_from_features(ref_feats, feats), "precision": pr.precision, "recall": pr.recall,
+            "classifier_score": classifier_score(probs), "classes_covered": cov.covered,
+            "effective_classes": cov.effective, "class_counts": cov.counts.tolist()}
+
+
+def evaluate(fake, n: int = 10_000, *, k: int = 3, classifier=None, floor: bool = True, seed: int = 0,
+             latent_dim: int | None = None, batch_size: int = 500, device=None, root=None) -> dict:
+    """The course's evaluation protocol: FID, precision, recall, classifier score, class coverage.
+
+    ``n`` fakes are compared with ``n`` MNIST test digits (a seeded subset when ``n < 10,000``),
+    all in the feature space of :func:`mnist_classifier`. With ``floor=True`` the same numbers
+    are computed for ``n`` *training* digits in place of the fakes: the real-vs-real floor, the
+    best a generator can hope for at this ``n`` (FID is biased upwards at finite n).
+
+    Parameters
+    ----------
+    fake : images ``(m, 1, H, W)`` in ``[-1, 1]``, a generator module or a callable ``sample(n)``
+        (see :func:`fid`).
+    n : int
+        At most 10,000 (the size of the test set).
+    k : int
+        Neighbourhood size of precision and recall.
+
+    Returns
+    -------
+    dict
+        ``n``, ``k``, ``fid``, ``precision``, ``recall``, ``classifier_score``, ``classes_covered``,
+        ``effective_classes``, ``class_counts`` and, with ``floor``, ``floor`` (the same keys for
+        real training digits).
+    """
+    import torch
+
+    real = _subset(_mnist("test", root)[0], n, seed, "the MNIST test set")
+    fake = _fake_images(fake, n, seed, latent_dim, batch_size, device)
+    net = mnist_classifier(root, device=device) if classifier is None else classifier
+    ref_feats = _extract(real, net, batch_size, device)
+
+    def scores(images, name):
+        feats, logits = _extract(images, net, batch_size, device, with_logits=True, name=name)
+        probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+        return _scores(feats, probs, ref_feats, k, device)
+
+    out = {"n": int(n), "k": int(k), **scores(fake, "samples")}
+    if floor:
+        train = _subset(_mnist("train", root)[0], n, seed + 1, "the MNIST training set")
+        out["floor"] = scores(train, "training digits")
+    return out
+
+
+_ROWS = [("FID", "fid", "{:.3f}"), ("precision", "precision", "{:.3f}"), ("recall", "recall", "{:.3f}"),
+         ("classifier score", "classifier_score", "{:.2f}"), ("classes covered", "classes_covered", "{} / 10"),
+         ("effective classes", "effective_classes", "{:.2f}")]
+
+
+def format_evaluation(result: dict) -> str:
+    """The evaluation table: one row per metric, the samples next to the real-vs-real floor."""
+    floor = result.get("floor")
+    head = ["metric", "samples"] + (["real vs real"] if floor else [])
+    rows = [[name, fmt.format(result[key])] + ([fmt.format(floor[key])] if floor else []) for name, key, fmt in _ROWS]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    text = [f"n = {result['n']} samples vs {result['n']} MNIST test digits; features and classes from the "
+            "course's MNIST classifier", line(head), "  ".join("-" * w for w in widths)] + [line(r) for r in rows]
+    return "\n".join(text)
+
+
+def _generator_from_checkpoint(path: str, ema: bool):
+    """The generator of a checkpoint written by ``ganlib train`` (rebuilt from its stored ``meta``)."""
+    from ganlib.train import build_models, load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    meta = ckpt.get("meta") or {}
+    if not meta.get("model"):
+        raise ValueError(f"{path} was written by train_gan from Python with your own models: sample them with "
+                         "ganlib.metrics.generate(G, n) and pass the images to ganlib.metrics.evaluate, or save "
+                         "them with np.save and use --samples")
+    if meta.get("channels", 1) != 1:
+        raise ValueError(f"{path} holds a generator of {meta['channels']}-channel images; ganlib evaluate "
+                         "measures single-channel MNIST digits")
+    state = ckpt["models"].get("G_ema") if ema else ckpt["models"]["G"]
+    if state is None:
+        raise ValueError(f"{path} holds no EMA generator: it was trained without --ema")
+    G, _ = build_models(meta)
+    G.load_state_dict(state)
+    return G, int(ckpt["latent_dim"]), int(ckpt.get("step", 0))
+
+
+EVALUATE_EXAMPLES = """examples:
+  ganlib evaluate --checkpoint runs/dcgan/checkpoint.pt --n 10000
+  ganlib evaluate --samples samples.npy --n 5000 --json > scores.json
+
+Samples are compared with n MNIST test digits; the last column repeats the measurement with n
+training digits in place of the samples: the real-vs-real floor at this n. Compare numbers only
+at the same n. Exit code 0, 1 for unusable input (file, shape, range, NaN), 2 for bad arguments.
+"""
+
+
+def main_evaluate(argv: list[str]) -> int:
+    """``ganlib evaluate (--checkpoint FILE | --samples FILE.npy) [--n 10000] [--json]``; returns the exit code.
+
+    Exit codes: 0 done, 1 unusable input (missing or unreadable file, wrong shape, values outside
+    ``[-1, 1]``, NaN, n larger than the samples or the test set), 2 bad arguments (argparse).
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="ganlib evaluate", epilog=EVALUATE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Evaluate generated MNIST digits against the test set: FID, precision, recall, classifier "
+                    "score and class coverage, next to the real-vs-real floor at the same n. Features come from "
+                    "the course's own MNIST classifier (trained and cached on first use), so FID values are not "
+                    "comparable with published Inception-FID numbers.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", metavar="FILE", help="a checkpoint.pt written by ganlib train")
+    source.add_argument("--samples", metavar="FILE.npy",
+                        help="a NumPy array (N, 1, H, W) or (N, H, W) of images in [-1, 1], from any generator; "
+                             "sizes other than 28x28 are resized to 28x28 (bilinear, antialiased)")
+    parser.add_argument("--ema", action="store_true", help="with --checkpoint: use the EMA generator")
+    parser.add_argument("--n", type=int, default=10_000, help="samples compared on each side (default 10000, "
+                                                              "at most the 10000 test digits)")
+    parser.add_argument("--k", type=int, default=3, help="neighbourhood size of precision/recall (default 3)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random subsets and the latent noise (default 0)")
+    parser.add_argument("--no-floor", action="store_true", help="skip the real-vs-real floor")
+    parser.add_argument("--device", default=None, help="torch device (default: CUDA, then MPS, then CPU)")
+    parser.add_argument("--data", default=None, metavar="DIR", help="folder with the MNIST files "
+                                                                     "(default: $GANLIB_DATA, then the user cache)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    try:
+        args = parser.parse_args(argv)
+        if args.n < 2:
+            parser.error(f"--n must be at least 2, got {args.n}")
+        if not 1 <= args.k < args.n:
+            parser.error(f"--k must be between 1 and n - 1 = {args.n - 1}, got {args.k}")
+        if args.ema and not args.checkpoint:
+            parser.error("--ema goes with --checkpoint")
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
+        return int(exc.code or 0)
+
+    def fail(message: str) -> int:
+        print(f"ganlib evaluate: error: {message}", file=sys.stderr)
+        return 1
+
+    try:
+        from ganlib.data import load_mnist
+
+        n_test = load_mnist("test", root=args.data)[1].shape[0]
+        if args.n > n_test:
+            return fail(f"--n {args.n} is larger than the MNIST test set ({n_test} digits): use --n {n_test} or less")
+        if args.checkpoint:
+            fake, latent_dim, step = _generator_from_checkpoint(args.checkpoint, args.ema)
+            what = f"{args.n} samples of {args.checkpoint} (step {step})"
+        else:
+            path = Path(args.samples)
+            if not path.is_file():
+                return fail(f"no such file: {path}")
+            try:
+                samples = np.load(path, allow_pickle=False)
+            except Exception as exc:  # not an .npy file, truncated, or pickled objects
+                return fail(f"{path} is not a readable NumPy .npy array ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); save samples with "
+                            "np.save(path, x) where x has shape (N, 1, H, W)")
+            if not isinstance(samples, np.ndarray):
+                return fail(f"{path} holds several arrays (.npz): save one array with np.save")
+            fake, latent_dim = check_images(samples, "samples"), None
+            if args.n > fake.shape[0]:
+                return fail(f"--n {args.n} is larger than the number of samples in {path} ({fake.shape[0]})")
+            what = f"{args.n} of the {fake.shape[0]} samples in {path}"
+        result = evaluate(fake, args.n, k=args.k, floor=not args.no_floor, seed=args.seed, device=args.device,
+                          root=args.data, latent_dim=latent_dim)
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError, OSError) as exc:
+        return fail(str(exc))
+    if args.json:
+        print(json.dumps({"source": args.checkpoint or args.samples, **result}, indent=2))
+    else:
+        print(f"{what}\n{format_evaluation(result)}")
+    return 0

@@ -380,22 +380,34 @@ class DCGANGenerator(nn.Module):
     Build it with :func:`dcgan_generator`.
     """
 
-    def __init__(self, main: nn.Sequential, *, latent_dim: int, image_size: int, channels: int, width: int):
+    def __init__(self, main: nn.Sequential, *, latent_dim: int, image_size: int, channels: int, width: int,
+                 num_classes: int | None = None):
         super().__init__()
         self.main = main
         self.latent_dim, self.image_size, self.channels, self.width = latent_dim, image_size, channels, width
+        self.num_classes = num_classes
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """``G(z)``, or ``G(z, y)`` for a conditional generator (``num_classes`` set): labels ``y`` (N,) in
+        ``0..num_classes-1`` are one-hot encoded and concatenated to ``z``; when omitted, the labels
+        are ``0, 1, ..., num_classes - 1, 0, 1, ...`` (balanced classes, no randomness)."""
         if z.dim() == 2 and z.shape[1] == self.latent_dim:
             z = z[:, :, None, None]
         elif not (z.dim() == 4 and tuple(z.shape[1:]) == (self.latent_dim, 1, 1)):
             raise ValueError(f"DCGAN generator expects noise of shape (N, {self.latent_dim}) or "
                              f"(N, {self.latent_dim}, 1, 1), got {tuple(z.shape)}")
+        if self.num_classes is None:
+            if y is not None:
+                raise ValueError("this DCGAN generator is unconditional (built without num_classes): call G(z)")
+        else:
+            y = _check_labels(y, z.shape[0], self.num_classes, z.device, default=True)
+            onehot = nn.functional.one_hot(y, self.num_classes).to(z.dtype)
+            z = torch.cat([z, onehot[:, :, None, None]], dim=1)
         return self.main(z)
 
     def extra_repr(self) -> str:
         return (f"latent_dim={self.latent_dim}, image_size={self.image_size}, channels={self.channels}, "
-                f"width={self.width}")
+                f"width={self.width}" + (f", num_classes={self.num_classes}" if self.num_classes else ""))
 
 
 class DCGANDiscriminator(nn.Module):
@@ -406,24 +418,48 @@ class DCGANDiscriminator(nn.Module):
     :func:`dcgan_discriminator`.
     """
 
-    def __init__(self, main: nn.Sequential, *, image_size: int, channels: int, width: int):
+    def __init__(self, main: nn.Sequential, *, image_size: int, channels: int, width: int,
+                 head: "ProjectionHead | None" = None):
         super().__init__()
         self.main = main
         self.image_size, self.channels, self.width = image_size, channels, width
+        self.head = head
+        self.num_classes = head.num_classes if head is not None else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """``D(x)``, or ``D(x, y)`` for a projection discriminator (``num_classes`` set; labels required)."""
         want = (self.channels, self.image_size, self.image_size)
         if x.dim() != 4 or tuple(x.shape[1:]) != want:
             raise ValueError(f"DCGAN discriminator was built for images (N, {want[0]}, {want[1]}, {want[2]}), "
                              f"got {tuple(x.shape)}: build it with the data's image_size and channels")
-        return self.main(x).flatten(1)
+        if self.head is None:
+            if y is not None:
+                raise ValueError("this DCGAN discriminator is unconditional (built without num_classes): call D(x)")
+            return self.main(x).flatten(1)
+        y = _check_labels(y, x.shape[0], self.num_classes, x.device, default=False)
+        return self.head(self.main(x).flatten(1), y)
 
     def extra_repr(self) -> str:
-        return f"image_size={self.image_size}, channels={self.channels}, width={self.width}"
+        return (f"image_size={self.image_size}, channels={self.channels}, width={self.width}"
+                + (f", num_classes={self.num_classes}" if self.num_classes else ""))
+
+
+def _check_labels(y, n: int, num_classes: int, device, default: bool) -> torch.Tensor:
+    if y is None:
+        if not default:
+            raise ValueError(f"this discriminator is conditional ({num_classes} classes): call D(x, y) with labels "
+                             "y of shape (N,)")
+        return torch.arange(n, device=device) % num_classes
+    y = torch.as_tensor(y, device=device)
+    if y.shape != (n,) or y.is_floating_point() or y.dtype == torch.bool:
+        raise ValueError(f"labels must be integers of shape ({n},), one per sample, got {y.dtype} {tuple(y.shape)}")
+    if n and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(f"labels must lie in 0..{num_classes - 1}, got values from {int(y.min())} to {int(y.max())}")
+    return y.long()
 
 
 def dcgan_generator(image_size: int = 64, channels: int = 1, latent_dim: int = 100, width: int = 64,
-                    *, init: bool = True) -> DCGANGenerator:
+                    *, init: bool = True, num_classes: int | None = None) -> DCGANGenerator:
     """The DCGAN generator for ``image_size`` in {28, 32, 64}, computed from the size.
 
     ``ConvTranspose(latent_dim -> c, kernel 4)`` makes a 4x4 map, then one stride-2 transposed
@@ -446,6 +482,10 @@ def dcgan_generator(image_size: int = 64, channels: int = 1, latent_dim: int = 1
         ``ngf``: channels of the last hidden layer.
     init : bool
         Apply :func:`init_dcgan_weights` (draws from torch's global generator; seed it first).
+    num_classes : int, optional
+        A class-conditional generator ``G(z, y)`` (chapter 10): the one-hot label is concatenated
+        to ``z``, so the first layer has ``latent_dim + num_classes`` input channels (Mirza &
+        Osindero 2014).
 
     Examples
     --------
@@ -454,27 +494,31 @@ def dcgan_generator(image_size: int = 64, channels: int = 1, latent_dim: int = 1
     3574656
     >>> dcgan_generator(28, width=8)(torch.randn(2, 100)).shape
     torch.Size([2, 1, 28, 28])
+    >>> dcgan_generator(28, width=8, num_classes=10)(torch.randn(2, 100), torch.tensor([3, 7])).shape
+    torch.Size([2, 1, 28, 28])
     """
     sides = dcgan_sides(image_size)
     channels, latent_dim, width = (_positive_int(n, v) for n, v in
                                    (("channels", channels), ("latent_dim", latent_dim), ("width", width)))
     n_up = len(sides) - 1
     chans = [width * 2 ** (n_up - 1 - i) for i in range(n_up)] + [channels]
-    layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim, chans[0], 4, 1, 0, bias=False),
+    num_classes = None if num_classes is None else _positive_int("num_classes", num_classes)
+    layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim + (num_classes or 0), chans[0], 4, 1, 0, bias=False),
                                nn.BatchNorm2d(chans[0]), nn.ReLU(True)]
     for i in range(1, n_up + 1):
         layers.append(nn.ConvTranspose2d(chans[i - 1], chans[i], _up_kernel(sides[i - 1], sides[i]), 2, 1,
                                          bias=False))
         layers += [nn.BatchNorm2d(chans[i]), nn.ReLU(True)] if i < n_up else [nn.Tanh()]
     G = DCGANGenerator(nn.Sequential(*layers), latent_dim=latent_dim, image_size=sides[-1], channels=channels,
-                       width=width)
+                       width=width, num_classes=num_classes)
     if init:
         init_dcgan_weights(G)
     return G
 
 
 def dcgan_discriminator(image_size: int = 64, channels: int = 1, width: int = 64, *, batchnorm: bool = True,
-                        init: bool = True) -> DCGANDiscriminator:
+                        init: bool = True, norm: str | None = None, spectral_norm: bool = False,
+                        num_classes: int | None = None) -> DCGANDiscriminator:
     """The DCGAN discriminator for ``image_size`` in {28, 32, 64}: G's stack mirrored, giving logits.
 
     Stride-2 convolutions walk :func:`dcgan_sides` backwards, doubling the channels from ``width``
@@ -495,6 +539,18 @@ def dcgan_discriminator(image_size: int = 64, channels: int = 1, width: int = 64
         per-sample gradient penalties (WGAN-GP, R1) assume.
     init : bool
         Apply :func:`init_dcgan_weights`.
+    norm : {"batch", "layer", "instance", "none"}, optional
+        The normalisation after each convolution but the first (chapter 10). "layer" normalises
+        each image over its channels and pixels (``GroupNorm(1, C)``), "instance" each channel of
+        each image: both per sample, as WGAN-GP's critic needs. Default: "batch" when
+        ``batchnorm`` and not ``spectral_norm``, else "none".
+    spectral_norm : bool
+        Spectrally normalise every convolution (and the projection head) with
+        :func:`add_spectral_norm` (Miyato et al. 2018).
+    num_classes : int, optional
+        A projection discriminator ``D(x, y)`` (Miyato & Koyama 2018): the last 4x4 map is
+        flattened into features ``phi`` and :class:`ProjectionHead` gives
+        ``psi(phi) + <embed(y), phi>``; ``psi`` takes the place of the last 4x4 convolution.
 
     Examples
     --------
@@ -503,21 +559,41 @@ def dcgan_discriminator(image_size: int = 64, channels: int = 1, width: int = 64
     2763520
     >>> dcgan_discriminator(32, channels=3, width=8)(torch.randn(5, 3, 32, 32)).shape
     torch.Size([5, 1])
+    >>> D = dcgan_discriminator(28, width=8, spectral_norm=True, num_classes=10)
+    >>> D(torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 9])).shape
+    torch.Size([4, 1])
     """
     down = dcgan_sides(image_size)[::-1]
     channels, width = _positive_int("channels", channels), _positive_int("width", width)
+    if norm is None:
+        norm = "batch" if batchnorm and not spectral_norm else "none"
+    if norm not in _NORMS:
+        raise ValueError(f"norm must be one of {sorted(_NORMS)}, got {norm!r}")
+    num_classes = None if num_classes is None else _positive_int("num_classes", num_classes)
     chans = [channels] + [width * 2 ** j for j in range(len(down) - 1)]
     layers: list[nn.Module] = []
     for j in range(1, len(down)):
         layers.append(nn.Conv2d(chans[j - 1], chans[j], _up_kernel(down[j], down[j - 1]), 2, 1, bias=False))
-        if j > 1 and batchnorm:
-            layers.append(nn.BatchNorm2d(chans[j]))
+        if j > 1 and norm != "none":
+            layers.append(_NORMS[norm](chans[j]))
         layers.append(nn.LeakyReLU(0.2, inplace=True))
-    layers.append(nn.Conv2d(chans[-1], 1, 4, 1, 0, bias=False))
-    D = DCGANDiscriminator(nn.Sequential(*layers), image_size=down[0], channels=channels, width=width)
+    head = None
+    if num_classes is None:
+        layers.append(nn.Conv2d(chans[-1], 1, 4, 1, 0, bias=False))
+    else:
+        head = ProjectionHead(chans[-1] * 16, num_classes)
+    D = DCGANDiscriminator(nn.Sequential(*layers), image_size=down[0], channels=channels, width=width, head=head)
     if init:
         init_dcgan_weights(D)
+    if spectral_norm:
+        for m in list(D.modules()):
+            if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding)):
+                add_spectral_norm(m)
     return D
+
+
+_NORMS = {"batch": nn.BatchNorm2d, "layer": lambda c: nn.GroupNorm(1, c),
+          "instance": lambda c: nn.InstanceNorm2d(c, affine=True), "none": None}
 
 
 def init_dcgan_weights(module: nn.Module) -> None:
@@ -544,3 +620,263 @@ def init_dcgan_weights(module: nn.Module) -> None:
             elif isinstance(m, nn.modules.batchnorm._NormBase) and m.affine:
                 m.weight.normal_(1.0, 0.02)
                 m.bias.zero_()
+
+# --------------------------------------------------------------------------- chapter 09: MNIST classifier
+
+
+class LeNet(nn.Module):
+    """A small LeNet-style CNN for 28x28 digits in ``[-1, 1]``: the course's evaluation network (chapter 09).
+
+    Two 5x5 convolutions (``width`` and ``2 * width`` channels, each followed by ReLU and 2x2
+    max pooling; optionally batch norm before the ReLU), a hidden layer of ``hidden`` units,
+    and a linear layer to the class logits. ``features(x)`` returns the hidden layer (after ReLU), shape
+    ``(n, hidden)``: the features of FID and precision/recall. Trained by
+    :func:`ganlib.metrics.mnist_classifier`.
+
+    Examples
+    --------
+    >>> net = LeNet()
+    >>> x = torch.zeros(2, 1, 28, 28)
+    >>> net(x).shape, net.features(x).shape
+    (torch.Size([2, 10]), torch.Size([2, 128]))
+    """
+
+    def __init__(self, width: int = 16, hidden: int = 128, num_classes: int = 10, batchnorm: bool = False):
+        super().__init__()
+
+        def block(c_in, c_out):
+            layers = [nn.Conv2d(c_in, c_out, 5, padding=2, bias=not batchnorm)]
+            layers += [nn.BatchNorm2d(c_out)] if batchnorm else []
+            return layers + [nn.ReLU(), nn.MaxPool2d(2)]
+
+        self.body = nn.Sequential(*block(1, width), *block(width, 2 * width), nn.Flatten(),
+                                  nn.Linear(2 * width * 7 * 7, hidden), nn.ReLU())
+        self.head = nn.Linear(hidden, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate-layer features ``(n, hidden)`` of images ``(n, 1, 28, 28)``."""
+        return self.body(x)
+
+    def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features and logits in one pass."""
+        f = self.body(x)
+        return f, self.head(f)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+__all__ += ["LeNet"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Spectral normalisation (chapter 10)
+# ---------------------------------------------------------------------------------------------
+# Miyato, Kataoka, Koyama & Yoshida (ICLR 2018): divide each weight matrix by an estimate of its
+# largest singular value, so every layer is 1-Lipschitz (for the reshaped matrix; see
+# conv_operator_norm for what that means for a convolution). The estimate is one step of power
+# iteration per forward pass in training mode, continuing from the previous step's vectors.
+
+__all__ += ["power_iteration", "weight_matrix", "SpectralNorm", "add_spectral_norm", "conv_operator_norm",
+            "ProjectionHead"]
+
+
+def _normalize(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    return x / x.norm().clamp_min(eps)
+
+
+def power_iteration(W: torch.Tensor, v: torch.Tensor, n_iter: int = 1, eps: float = 1e-12
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Estimate the largest singular value of a matrix ``W`` (m, n) by power iteration.
+
+    One step: ``u = W v / ||W v||``, then ``v = W^T u / ||W^T u||``; the estimate is
+    ``sigma = u^T W v``. ``v`` converges to the top right singular vector at a rate
+    ``(sigma_2 / sigma_1)^2`` per step, ``sigma`` from below. This is the order torch's
+    ``spectral_norm`` uses (u first, from the previous v).
+
+    Parameters
+    ----------
+    W : Tensor (m, n)
+    v : Tensor (n,)
+        Starting right vector (any non-zero vector; normalised here).
+    n_iter : int
+        Number of steps (at least 1).
+
+    Returns
+    -------
+    sigma : Tensor ()
+    u : Tensor (m,), unit norm
+    v : Tensor (n,), unit norm
+
+    Examples
+    --------
+    >>> W = torch.tensor([[3.0, 0.0], [0.0, 1.0]])
+    >>> sigma, u, v = power_iteration(W, torch.tensor([1.0, 1.0]), n_iter=20)
+    >>> round(sigma.item(), 6), [round(a, 3) for a in v.abs().tolist()]
+    (3.0, [1.0, 0.0])
+    """
+    if W.dim() != 2:
+        raise ValueError(f"power_iteration needs a matrix (m, n), got shape {tuple(W.shape)}; "
+                         "reshape a conv weight with weight_matrix(w) first")
+    if v.shape != (W.shape[1],):
+        raise ValueError(f"v must have shape ({W.shape[1]},) for W of shape {tuple(W.shape)}, got {tuple(v.shape)}")
+    n_iter = _positive_int("n_iter", n_iter)
+    with torch.no_grad():
+        v = _normalize(v, eps)
+        for _ in range(n_iter):
+            u = _normalize(W @ v, eps)
+            v = _normalize(W.T @ u, eps)
+    return u @ (W @ v), u, v
+
+
+def weight_matrix(weight: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """A layer's weight as the matrix spectral normalisation divides: axis ``dim`` first, the rest flattened.
+
+    ``nn.Linear`` (out, in) stays as it is; ``nn.Conv2d`` (out, in, kh, kw) becomes
+    (out, in * kh * kw), the matrix each output pixel applies to its input patch;
+    ``nn.ConvTranspose2d`` stores (in, out, kh, kw) and uses ``dim=1`` (out first), as torch does.
+
+    Examples
+    --------
+    >>> weight_matrix(torch.zeros(8, 3, 4, 4)).shape, weight_matrix(torch.zeros(8, 3, 4, 4), dim=1).shape
+    (torch.Size([8, 48]), torch.Size([3, 128]))
+    """
+    if weight.dim() < 2:
+        raise ValueError(f"a weight matrix needs at least 2 axes, got shape {tuple(weight.shape)}")
+    if dim != 0:
+        weight = weight.permute(dim, *(d for d in range(weight.dim()) if d != dim))
+    return weight.flatten(1)
+
+
+class SpectralNorm(nn.Module):
+    """A parametrization ``W -> W / sigma(W)``, with ``sigma`` estimated by power iteration (Miyato et al. 2018).
+
+    Register it with :func:`add_spectral_norm`. It keeps the unit vectors ``u`` and ``v`` as
+    buffers; in training mode each forward pass runs ``n_power_iterations`` steps of
+    :func:`power_iteration` from the stored ``v`` and stores the new vectors (no gradient flows
+    through them); in eval mode the vectors stay fixed. ``sigma = u^T W v`` is differentiated
+    through ``W``.
+
+    Built to match ``torch.nn.utils.parametrizations.spectral_norm`` step for step: the same
+    start (``u`` then ``v`` drawn from ``N(0, I)`` with torch's global generator, normalised, then
+    15 warm-up steps), the same update order and the same ``eps``. With the same seed both give
+    the same weights (tested).
+    """
+
+    def __init__(self, weight: torch.Tensor, n_power_iterations: int = 1, dim: int = 0, eps: float = 1e-12):
+        super().__init__()
+        self.n_power_iterations = _positive_int("n_power_iterations", n_power_iterations)
+        self.dim, self.eps = dim, eps
+        W = weight_matrix(weight.detach(), dim)
+        u = W.new_empty(W.shape[0]).normal_(0, 1)
+        v = W.new_empty(W.shape[1]).normal_(0, 1)
+        self.register_buffer("_u", _normalize(u, eps))
+        self.register_buffer("_v", _normalize(v, eps))
+        self._step(W, 15)
+
+    @torch.no_grad()
+    def _step(self, W: torch.Tensor, n: int) -> None:
+        _, u, v = power_iteration(W, self._v, n, self.eps)
+        self._u.copy_(u)
+        self._v.copy_(v)
+
+    def estimate(self, weight: torch.Tensor) -> torch.Tensor:
+        """``u^T W v`` with the stored vectors (no update)."""
+        W = weight_matrix(weight, self.dim)
+        return self._u @ (W @ self._v)
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        W = weight_matrix(weight, self.dim)
+        if self.training:
+            self._step(W.detach(), self.n_power_iterations)
+        u, v = self._u.clone(), self._v.clone()  # later in-place updates must not touch this graph
+        return weight / (u @ (W @ v))
+
+    def right_inverse(self, value: torch.Tensor) -> torch.Tensor:
+        return value
+
+
+def add_spectral_norm(module: nn.Module, n_power_iterations: int = 1, eps: float = 1e-12) -> nn.Module:
+    """Spectrally normalise ``module.weight`` in place with :class:`SpectralNorm`; returns the module.
+
+    The axis that counts as "output" is 0, except for transposed convolutions (1), as in torch.
+    The raw weight lives on as ``module.parametrizations.weight.original``.
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> lin = add_spectral_norm(nn.Linear(20, 10))
+    >>> for _ in range(30): _ = lin(torch.zeros(1, 20))   # each training-mode call: one more step
+    >>> s = torch.linalg.matrix_norm(lin.weight.detach(), ord=2).item()
+    >>> abs(s - 1) < 1e-3
+    True
+    """
+    from torch.nn.utils import parametrize
+
+    weight = getattr(module, "weight", None)
+    if not isinstance(weight, torch.Tensor) or weight.dim() < 2:
+        raise ValueError(f"add_spectral_norm needs a layer with a weight matrix or kernel, got {type(module).__name__}")
+    dim = 1 if isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)) else 0
+    parametrize.register_parametrization(module, "weight", SpectralNorm(weight, n_power_iterations, dim, eps))
+    return module
+
+
+def conv_operator_norm(weight: torch.Tensor, input_shape: tuple[int, int, int], stride: int = 1, padding: int = 0,
+                       n_iter: int = 100, seed: int = 0) -> float:
+    """The operator norm ``max ||conv(x)|| / ||x||`` of a convolution on inputs of ``input_shape`` (C, H, W).
+
+    Power iteration on the linear map itself: ``conv2d`` and its adjoint ``conv_transpose2d``
+    (no bias). Spectral normalisation bounds the reshaped matrix's ``sigma``
+    (:func:`weight_matrix`) instead. Each output pixel applies that matrix to one input patch,
+    so ``sigma <= operator norm <= sqrt(c) * sigma``, where ``c`` is the most patches that
+    share one input pixel (``ceil(k / s)^2`` for a k x k kernel with stride s).
+
+    Examples
+    --------
+    >>> w = torch.zeros(1, 1, 3, 3); w[0, 0, 1, 1] = 2.0        # a scaled identity
+    >>> round(conv_operator_norm(w, (1, 8, 8), padding=1), 4)
+    2.0
+    """
+    import torch.nn.functional as F
+
+    gen = torch.Generator().manual_seed(int(seed))
+    x = torch.randn(1, *input_shape, generator=gen, dtype=weight.dtype).to(weight.device)
+    with torch.no_grad():
+        x = _normalize(x)
+        out_pad = None
+        for _ in range(_positive_int("n_iter", n_iter)):
+            y = F.conv2d(x, weight, stride=stride, padding=padding)
+            if out_pad is None:  # the adjoint must give back the input's shape exactly
+                full = F.conv_transpose2d(y, weight, stride=stride, padding=padding)
+                out_pad = (input_shape[1] - full.shape[2], input_shape[2] - full.shape[3])
+            x = _normalize(F.conv_transpose2d(y, weight, stride=stride, padding=padding, output_padding=out_pad))
+        return float(F.conv2d(x, weight, stride=stride, padding=padding).norm())
+
+
+class ProjectionHead(nn.Module):
+    """The projection discriminator's output (Miyato & Koyama, ICLR 2018): ``psi(phi) + <embed(y), phi>``.
+
+    ``phi`` (N, F) are D's features of an image, ``psi`` a linear map to one number, and
+    ``embed(y)`` a learned vector per class. The class enters as an inner product with the
+    features, the form the log-density ratio takes when ``p(y | x)`` is a log-linear model.
+
+    Examples
+    --------
+    >>> head = ProjectionHead(4, num_classes=3)
+    >>> head(torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1])).shape
+    torch.Size([5, 1])
+    """
+
+    def __init__(self, features: int, num_classes: int, spectral_norm: bool = False):
+        super().__init__()
+        self.linear = nn.Linear(features, 1)
+        self.embed = nn.Embedding(num_classes, features)
+        self.num_classes = num_classes
+        with torch.no_grad():
+            self.embed.weight.normal_(0.0, 0.02)
+        if spectral_norm:
+            add_spectral_norm(self.linear)
+            add_spectral_norm(self.embed)
+
+    def forward(self, phi: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.linear(phi) + (self.embed(y) * phi).sum(dim=1, keepdim=True)

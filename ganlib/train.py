@@ -138,6 +138,12 @@ class TrainConfig:
         only rank 0 writes files. A checkpoint resumes with any number of processes.
     sync_batchnorm : bool
         With ``distributed``: BatchNorm statistics over the global batch (``SyncBatchNorm``, CUDA only).
+    num_classes : int or None
+        Class-conditional training (chapter 10): batches are ``(x, y)`` with labels in
+        ``0..num_classes-1``, and the models are called as ``G(z, y)`` and ``D(x, y)``. In a D
+        step the fake batch is made for the real batch's labels (so real, fake and the penalty's
+        interpolates share labels); in the G step the labels are drawn uniformly from the
+        latent generator. Sample grids show one row per class. Needs ``pack=1``.
 
     Examples
     --------
@@ -174,11 +180,12 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool | str = False
     cudnn_benchmark: bool = True
-    # later chapters: an EMA of G's weights
+    # later chapters: an EMA of G's weights, class-conditional models
     ema: float | None = None
     # appendix B: data-parallel training over torchrun's processes
     distributed: bool = False
     sync_batchnorm: bool = False
+    num_classes: int | None = None
 
     def __post_init__(self):
         def positive_int(name, allow_none=True):
@@ -227,6 +234,11 @@ class TrainConfig:
         if self.sync_batchnorm and not self.distributed:
             raise ValueError("sync_batchnorm synchronises BatchNorm across the processes of a distributed run: "
                              "set distributed=True too")
+        if self.num_classes is not None:
+            positive_int("num_classes")
+            if self.num_classes < 2 or self.pack != 1:
+                raise ValueError(f"a conditional run needs num_classes >= 2 and pack=1, got num_classes="
+                                 f"{self.num_classes!r}, pack={self.pack!r}")
 
     def to_dict(self) -> dict:
         """The config as plain Python values (a loss given as functions becomes its names)."""
@@ -478,6 +490,7 @@ class _Source:
         self.data, self.batch_size, self.device, self.dtype = data, batch_size, device, dtype
         self.channels_last = channels_last
         self.it = None
+        self.labels: Tensor | None = None  # the last batch's labels, for conditional models
 
     @property
     def batches_per_epoch(self) -> int | None:
@@ -502,6 +515,8 @@ class _Source:
                     raise ValueError("the data source yielded no batch at all (is it empty?)") from None
         # A batch (x, y) carries labels: the place where conditional models (chapter 10) will use y.
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        y = batch[1] if isinstance(batch, (tuple, list)) and len(batch) > 1 else None
+        self.labels = None if y is None else torch.as_tensor(y).to(self.device, non_blocking=True)
         x = torch.as_tensor(x)
         if not x.is_floating_point():
             raise TypeError(f"real batches must be floating point (scaled images or samples), got dtype {x.dtype}; "
@@ -521,7 +536,7 @@ class _Source:
             self.it = None
 
 
-def _check_batch_shapes(real: Tensor, fake: Tensor, D: nn.Module, pack: int) -> None:
+def _check_batch_shapes(real: Tensor, fake: Tensor, D: nn.Module, pack: int, labels: tuple = ()) -> None:
     """First step only: G's samples must look like the data, and D must give one number per (packed) sample.
 
     D runs in eval mode without gradients, so the check changes no state (BatchNorm statistics, RNGs).
@@ -535,7 +550,7 @@ def _check_batch_shapes(real: Tensor, fake: Tensor, D: nn.Module, pack: int) -> 
     try:
         D.eval()
         with torch.no_grad():
-            out = D(x)
+            out = D(x, *labels)
     except (RuntimeError, ValueError) as e:
         raise ValueError(f"D cannot take a batch of shape {tuple(x.shape)} (real samples of shape "
                          f"{tuple(real.shape[1:])}, packed by {pack}): {str(e).splitlines()[0]}") from e
@@ -547,14 +562,15 @@ def _check_batch_shapes(real: Tensor, fake: Tensor, D: nn.Module, pack: int) -> 
                          f"{tuple(x.shape)} it returned {shape}")
 
 
-def _check_generator(G: nn.Module, latent_dim: int, device: torch.device) -> None:
+def _check_generator(G: nn.Module, latent_dim: int, device: torch.device, num_classes: int | None = None) -> None:
     """G must accept ``(n, latent_dim)``; run in eval mode on zeros, so no state or RNG changes."""
     was_training = G.training
     try:
         G.eval()
         dtype = next((p.dtype for p in G.parameters() if p.is_floating_point()), torch.get_default_dtype())
         with torch.no_grad():
-            G(torch.zeros(2, latent_dim, device=device, dtype=dtype))
+            G(torch.zeros(2, latent_dim, device=device, dtype=dtype),
+              *((torch.zeros(2, dtype=torch.long, device=device),) if num_classes else ()))
     except (RuntimeError, ValueError) as e:
         raise ValueError(f"G cannot take latent vectors of shape (n, {latent_dim}): {str(e).splitlines()[0]}; "
                          "pass the right train_gan(..., latent_dim=...)") from e
@@ -788,9 +804,10 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
     probs = cfg.loss in ("minimax", "nonsaturating")  # history shows D's outputs as probabilities
     dtype = next((p.dtype for p in D.parameters() if p.is_floating_point()), torch.get_default_dtype())
     source = _Source(data, cfg.batch_size // world, device, dtype, cfg.channels_last)
+    labels = (lambda: _batch_labels(source, cfg.num_classes)) if cfg.num_classes else (lambda: ())  # noqa: E731
     gen = latent_generator(seed, device)
     fixed_z = torch.randn(cfg.n_samples, latent_dim, generator=torch.Generator().manual_seed(_derived_seed(seed, 2)))
-    _check_generator(G, latent_dim, device)
+    _check_generator(G, latent_dim, device, cfg.num_classes)
 
     start_step, clock0, history = 0, 0.0, History()
     if ckpt is not None:
@@ -825,17 +842,21 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
     g_params = [p for p in G.parameters() if p.requires_grad]
     n_written = len(history)
 
-    def penalty(real: Tensor, fake: Tensor) -> Tensor:  # float32, outside autocast: a second-order gradient
+    def penalty(real: Tensor, fake: Tensor, y: tuple = ()) -> Tensor:  # float32, outside autocast: a second-order gradient
         if cfg.penalty is None:
             return torch.zeros((), device=device)
         real, fake = pack(real).float(), pack(fake).float()
+        critic = (lambda x: D(x, *y)) if y else D  # noqa: E731
         with torch.autocast(device.type, enabled=False):
             if cfg.penalty == "gp":
-                return _losses.gradient_penalty(D, real, fake, lam=cfg.penalty_weight)
-            return _losses.r1_penalty(D, real, gamma=cfg.penalty_weight)
+                return _losses.gradient_penalty(critic, real, fake, lam=cfg.penalty_weight)
+            return _losses.r1_penalty(critic, real, gamma=cfg.penalty_weight)
 
     def draw_z(n: int) -> Tensor:  # this rank's rows of the global batch's noise: the same z as one process
         return sample_latent(n * world, latent_dim, gen)[rank::world]
+
+    def draw_labels(n: int) -> Tensor:  # the G step's labels, uniform, sharded like the noise
+        return torch.randint(cfg.num_classes, (n * world,), generator=gen, device=device)[rank::world]
 
     def mean_output(out: Tensor) -> Tensor:
         return (torch.sigmoid(out) if probs else out).float().mean().detach()
@@ -863,7 +884,7 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
 
     def save_samples(step: int) -> None:
         if writer:
-            _save_sample_grid(G_ema or G, fixed_z, out / "samples" / f"step_{step:06d}.png")
+            _save_sample_grid(G_ema or G, fixed_z, out / "samples" / f"step_{step:06d}.png", cfg.num_classes)
 
     if writer and ckpt is None:  # a fresh run: a new history file
         out.mkdir(parents=True, exist_ok=True)
@@ -880,15 +901,16 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
             # ---- the D step(s): real batch vs detached fake batch --------------------------------
             for _ in range(cfg.n_critic):
                 real = source.next()
+                y = labels()  # () or, for a conditional run, (the real batch's labels,)
                 z = draw_z(real.shape[0])
                 with torch.no_grad(), autocast:
-                    fake = Gf(z)  # detached: no graph through G, same values as G(z).detach()
+                    fake = Gf(z, *y)  # detached: no graph through G, same values as G(z).detach()
                 if step == start_step + 1 and not d_stats:
-                    _check_batch_shapes(real, fake.to(real.dtype), D, cfg.pack)
+                    _check_batch_shapes(real, fake.to(real.dtype), D, cfg.pack, y)
                 with autocast:
-                    out_real, out_fake = Df(pack(real)), Df(pack(fake))
+                    out_real, out_fake = Df(pack(real), *y), Df(pack(fake), *y)
                 loss_d = d_loss(out_real.float(), out_fake.float())
-                pen = penalty(real, fake)
+                pen = penalty(real, fake, y)
                 opt_D.zero_grad(set_to_none=True)
                 scaler_D.scale(loss_d + pen).backward()
                 scaler_D.unscale_(opt_D)
@@ -901,9 +923,10 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
                                             mean_output(out_real), mean_output(out_fake)]))
             # ---- the G step: fresh z, D frozen -----------------------------------------------------
             z = draw_z(real.shape[0])
+            y = (draw_labels(real.shape[0]),) if cfg.num_classes else ()
             with _frozen(d_params):
                 with autocast:
-                    out_fake = Df(pack(Gf(z)))
+                    out_fake = Df(pack(Gf(z, *y)), *y)
                 loss_g = g_loss(out_fake.float())
                 opt_G.zero_grad(set_to_none=True)
                 scaler_G.scale(loss_g).backward()
@@ -1054,12 +1077,16 @@ def _maybe_compile(G: nn.Module, D: nn.Module, enabled: bool | str):
         return G, D
 
 
-def _save_sample_grid(G: nn.Module, z: Tensor, path: Path) -> None:
+def _save_sample_grid(G: nn.Module, z: Tensor, path: Path, num_classes: int | None = None) -> None:
     was_training = G.training
     G.eval()
+    y, nrow = (), None
+    if num_classes:  # one row per class
+        y, nrow = class_rows(num_classes, max(1, z.shape[0] // num_classes), z.device)
+        z = z[:y[0].shape[0]] if z.shape[0] >= y[0].shape[0] else z.repeat(num_classes, 1)[:y[0].shape[0]]
     try:
         with torch.no_grad():
-            x = G(z).float().cpu()
+            x = G(z, *y).float().cpu()
     finally:
         G.train(was_training)
     if x.dim() != 4:  # only images make a grid
@@ -1067,7 +1094,53 @@ def _save_sample_grid(G: nn.Module, z: Tensor, path: Path) -> None:
     from ganlib.plot import save_image_grid
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_image_grid(x, path)
+    save_image_grid(x, path, nrow=nrow)
+
+
+# --------------------------------------------------------------------------- conditional models, EMA (chapter 10)
+
+__all__ += ["class_rows", "ema_update"]
+
+
+def _batch_labels(source: _Source, num_classes: int) -> tuple[Tensor]:
+    """The labels of the batch just drawn, checked, as a 1-tuple (``G(z, *y)``, ``D(x, *y)``)."""
+    y = source.labels
+    if y is None:
+        raise ValueError("a conditional run (num_classes set) needs labelled batches (x, y): "
+                         "use ganlib.data.Batches(x, batch_size, labels=y)")
+    if y.dim() != 1 or y.is_floating_point() or (y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes)):
+        raise ValueError(f"labels must be integers in 0..{num_classes - 1} of shape (n,), got {y.dtype} "
+                         f"{tuple(y.shape)}" + (f" with values {int(y.min())}..{int(y.max())}" if y.numel() else ""))
+    return (y.long(),)
+
+
+def class_rows(num_classes: int, per_class: int, device: str | torch.device = "cpu") -> tuple[tuple[Tensor], int]:
+    """Labels for a grid with one row per class: ``((y,), per_class)``, ``y = 0,...,0, 1,...,1, ...``.
+
+    Examples
+    --------
+    >>> (y,), nrow = class_rows(3, 2)
+    >>> y.tolist(), nrow
+    ([0, 0, 1, 1, 2, 2], 2)
+    """
+    return (torch.arange(num_classes, device=device).repeat_interleave(per_class),), per_class
+
+
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """One step of the exponential moving average that :func:`train_gan` keeps with ``config.ema``.
+
+    Each parameter becomes ``decay * ema + (1 - decay) * model`` (``decay = 0`` copies the model,
+    ``decay = 1`` keeps the average fixed); buffers (BatchNorm's running statistics) are copied
+    from the model, since they describe the model's activations, not an average's.
+
+    Examples
+    --------
+    >>> a, b = nn.Linear(1, 1, bias=False), nn.Linear(1, 1, bias=False)
+    >>> _ = a.weight.data.fill_(0.0), b.weight.data.fill_(1.0)
+    >>> ema_update(a, b, 0.75); a.weight.item()
+    0.25
+    """
+    _ema_update(ema, model, decay)
 
 
 # --------------------------------------------------------------------------- command line
@@ -1077,6 +1150,8 @@ TRAIN_EXAMPLES = """examples:
   ganlib train --model mlp --data mnist --out runs/mlp --steps 8000 --resume      # continue the same run
   ganlib train --model dcgan --data mnist --image-size 32 --out runs/dcgan --epochs 5 --amp --channels-last
   ganlib train --model dcgan --data folder --path photos/ --image-size 64 --channels 3 --out runs/photos
+  ganlib train --model dcgan --data mnist --loss wgan-gp --out runs/wgan-gp --minutes 10
+  ganlib train --model dcgan --data mnist --loss hinge --spectral-norm --conditional --ema 0.999 --lr-d 4e-4 --lr-g 1e-4 --out runs/cond
   ganlib sample --checkpoint runs/mlp/checkpoint.pt --n 64 --out grid.png
   torchrun --nproc-per-node 2 -m ganlib train --distributed --model mlp --data mnist --out runs/ddp --steps 2000
 
@@ -1087,7 +1162,8 @@ With --resume, settings not given on the command line are taken from the checkpo
 
 SAMPLE_EXAMPLES = """examples:
   ganlib sample --checkpoint runs/mlp/checkpoint.pt --n 64 --out grid.png
-  ganlib sample --checkpoint runs/dcgan/checkpoint.pt --n 1000 --out samples.npy   # float32 (N, C, H, W) in [-1, 1]"""
+  ganlib sample --checkpoint runs/dcgan/checkpoint.pt --n 1000 --out samples.npy   # float32 (N, C, H, W) in [-1, 1]
+  ganlib sample --checkpoint runs/cond/checkpoint.pt --n 16 --label 3 --out threes.png   # a conditional model"""
 
 # Built-in defaults of the command line; with --resume the checkpoint's values come first.
 _CLI_DEFAULTS = {"batch_size": 128, "seed": 0, "loss": "nonsaturating", "penalty": None, "penalty_weight": 10.0,
@@ -1119,7 +1195,9 @@ def _parser_train():
     p.add_argument("--device", default="auto", type=_device_name, help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
     p.add_argument("--overwrite", action="store_true", help="start afresh in an OUT that holds a checkpoint")
-    p.add_argument("--loss", choices=sorted(_losses.LOSSES), help="default nonsaturating")
+    p.add_argument("--loss", choices=sorted(_losses.LOSSES) + ["ns", "wgan-gp"],
+                   help="default nonsaturating (ns); wgan-gp is wasserstein with --penalty gp, and unless given: "
+                   "--n-critic 5, --lr-g/--lr-d 1e-4, Adam betas (0, 0.9), --norm layer")
     p.add_argument("--penalty", choices=("gp", "r1"), help="WGAN-GP or R1 gradient penalty")
     p.add_argument("--penalty-weight", type=_positive(float), help="lambda or gamma (default 10)")
     p.add_argument("--n-critic", type=_positive(int), help="D steps per G step (default 1)")
@@ -1139,6 +1217,12 @@ def _parser_train():
     p.add_argument("--distributed", action="store_true", help="data-parallel over the processes torchrun starts: "
                    "torchrun --nproc-per-node 2 -m ganlib train --distributed ... (--batch-size is the global batch)")
     p.add_argument("--sync-batchnorm", action="store_true", help="with --distributed on GPUs: SyncBatchNorm")
+    p.add_argument("--spectral-norm", action="store_true", default=None,
+                   help="spectrally normalise D's layers (dcgan; D then has no BatchNorm unless --norm batch)")
+    p.add_argument("--norm", choices=("batch", "layer", "instance", "none"),
+                   help="D's normalisation (dcgan): default batch, none with --spectral-norm, layer with wgan-gp")
+    p.add_argument("--conditional", action="store_true", default=None,
+                   help="class-conditional G(z, y) and projection D(x, y) (dcgan on mnist or synthetic)")
     return p
 
 
@@ -1216,7 +1300,8 @@ def _image_mlp(meta: dict) -> tuple[nn.Module, nn.Module]:
 def build_models(meta: dict) -> tuple[nn.Module, nn.Module]:
     """G and D as the command line builds them from ``meta`` (stored in its checkpoints).
 
-    ``meta``: ``model`` ("mlp" or "dcgan"), ``image_size``, ``channels``, ``latent_dim``, ``width``.
+    ``meta``: ``model`` ("mlp" or "dcgan"), ``image_size``, ``channels``, ``latent_dim``, ``width``;
+    for dcgan also ``num_classes``, ``spectral_norm`` and ``norm`` (chapter 10; absent: unconditional DCGAN).
     Initialisation draws from torch's global generator (seed it first).
 
     Examples
@@ -1231,8 +1316,11 @@ def build_models(meta: dict) -> tuple[nn.Module, nn.Module]:
     if kind == "mlp":
         return _image_mlp(meta)
     if kind == "dcgan":
-        return (models.dcgan_generator(meta["image_size"], meta["channels"], meta["latent_dim"], meta["width"]),
-                models.dcgan_discriminator(meta["image_size"], meta["channels"], meta["width"]))
+        k = meta.get("num_classes")
+        return (models.dcgan_generator(meta["image_size"], meta["channels"], meta["latent_dim"], meta["width"],
+                                       num_classes=k),
+                models.dcgan_discriminator(meta["image_size"], meta["channels"], meta["width"], num_classes=k,
+                                           spectral_norm=bool(meta.get("spectral_norm")), norm=meta.get("norm")))
     raise ValueError(f"unknown model {kind!r}: the command line builds 'mlp' or 'dcgan'")
 
 
@@ -1243,10 +1331,10 @@ def _load_images(meta: dict):
     if kind == "mnist":
         if channels != 1:
             raise _CLIError("MNIST digits are grey: use --channels 1")
-        return data.mnist_images("train", root=path, size=size)[0]
+        return data.mnist_images("train", root=path, size=size)
     if kind == "folder":
-        return data.image_folder(path, size=size, channels=channels)
-    return data.synthetic_images(2048, size=size, channels=channels, seed=meta["seed"])[0]
+        return data.image_folder(path, size=size, channels=channels), None
+    return data.synthetic_images(2048, size=size, channels=channels, seed=meta["seed"])
 
 
 def _train_body(args, parser) -> int:
@@ -1276,13 +1364,27 @@ def _train_body(args, parser) -> int:
     model, kind = pick("model"), pick("data")
     if model is None or kind is None:
         parser.error("--model and --data are required (unless --resume finds them in the checkpoint)")
+    betas = tuple(old_cfg.get("betas", (0.5, 0.999)))
+    if args.loss == "wgan-gp":  # Gulrajani et al. (2017): lambda 10, 5 critic steps, Adam(1e-4, (0, 0.9))
+        args.loss, betas = "wasserstein", (0.0, 0.9)
+        for name, value in (("penalty", "gp"), ("n_critic", 5), ("lr_g", 1e-4), ("lr_d", 1e-4), ("norm", "layer")):
+            if getattr(args, name) is None:
+                setattr(args, name, value)
+    elif args.loss == "ns":
+        args.loss = "nonsaturating"
+    chapter10 = {"spectral_norm": bool(pick("spectral_norm", False)), "norm": pick("norm"),
+                 "num_classes": 10 if args.conditional else old_meta.get("num_classes")}
+    if model != "dcgan" and (chapter10["spectral_norm"] or chapter10["norm"] or chapter10["num_classes"]):
+        parser.error("--spectral-norm, --norm and --conditional are options of --model dcgan")
+    if chapter10["num_classes"] and kind == "folder":
+        parser.error("--conditional needs labelled images: --data mnist or synthetic")
     path = pick("path")
     if kind == "folder" and not path:
         parser.error("--data folder needs --path DIR, the folder of images")
     meta = {"model": model, "data": kind, "path": path,
             "image_size": pick("image_size", 28), "channels": pick("channels", 3 if kind == "folder" else 1),
             "latent_dim": pick("latent_dim", _MODEL_DEFAULTS[model]["latent_dim"]),
-            "width": pick("width", _MODEL_DEFAULTS[model]["width"]), "seed": pick("seed")}
+            "width": pick("width", _MODEL_DEFAULTS[model]["width"]), "seed": pick("seed"), **chapter10}
     if args.steps is None and args.epochs is None and args.minutes is None:  # no budget given
         steps, epochs, minutes = ((old_cfg["steps"], old_cfg["epochs"], old_cfg["minutes"]) if ckpt
                                   else (1000, None, None))
@@ -1302,18 +1404,18 @@ def _train_body(args, parser) -> int:
         parser.error("--sync-batchnorm needs --distributed")
     config = TrainConfig(steps=steps, epochs=epochs, minutes=minutes, batch_size=pick("batch_size"),
                          n_critic=pick("n_critic"), loss=pick("loss"), penalty=pick("penalty"),
-                         penalty_weight=pick("penalty_weight"), lr_g=pick("lr_g"), lr_d=pick("lr_d"),
+                         penalty_weight=pick("penalty_weight"), lr_g=pick("lr_g"), lr_d=pick("lr_d"), betas=betas,
                          device=str(device), seed=meta["seed"], out=out, checkpoint_every=pick("checkpoint_every"),
                          sample_every=pick("sample_every"), amp=args.amp, channels_last=args.channels_last,
-                         compile=args.compile, ema=pick("ema"), distributed=args.distributed,
-                         sync_batchnorm=args.sync_batchnorm)
+                         compile=args.compile, ema=pick("ema"), num_classes=meta["num_classes"],
+                         distributed=args.distributed, sync_batchnorm=args.sync_batchnorm)
     seed_everything(config.seed, torch=True)
     G, D = build_models(meta)
     from ganlib.data import Batches
 
-    x = _load_images(meta)
-    batches = Batches(x, config.batch_size, seed=config.seed, device=device,  # the whole dataset on the device
-                      rank=rank, world_size=world)
+    x, y = _load_images(meta)
+    batches = Batches(x, config.batch_size, labels=y if config.num_classes else None, seed=config.seed,
+                      device=device, rank=rank, world_size=world)  # the whole dataset on the device
     say = print if rank == 0 else (lambda *a, **k: None)  # only rank 0 talks
     say(f"ganlib train: {model} on {kind} ({x.shape[0]} images of {tuple(x.shape[1:])}), device {device}, "
         f"{'resuming at step ' + str(ckpt['step']) if ckpt else 'new run'} -> {out}"
@@ -1357,7 +1459,10 @@ def _parser_sample():
     p.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the latent noise (default 0)")
     p.add_argument("--device", default="auto", type=_device_name, help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--ema", action="store_true", help="use the EMA generator (runs trained with --ema)")
-    p.add_argument("--nrow", type=_positive(int), help="images per row of the grid (default: a square)")
+    p.add_argument("--nrow", type=_positive(int), help="images per row of the grid (default: a square; "
+                   "one row per class for a conditional model)")
+    p.add_argument("--label", type=_nonnegative_int, help="conditional models: draw every sample of this class "
+                   "(default: the classes in turn, one row each)")
     return p
 
 
@@ -1376,12 +1481,25 @@ def _sample_body(args, parser) -> int:
     state = ckpt["models"]["G_ema"] if args.ema else ckpt["models"]["G"]
     if state is None:
         raise _CLIError(f"{args.checkpoint} holds no EMA generator: it was trained without --ema")
+    k = meta.get("num_classes")
+    if args.label is not None and not k:
+        raise _CLIError(f"--label needs a conditional model; {args.checkpoint} was trained without --conditional")
+    if args.label is not None and args.label >= k:
+        raise _CLIError(f"--label must be a class in 0..{k - 1}, got {args.label}")
     G, _ = build_models(meta)
     G.load_state_dict(state)
     G.to(device).eval()
     z = torch.randn(args.n, ckpt["latent_dim"], generator=torch.Generator().manual_seed(args.seed)).to(device)
+    y = [None] * len(z.split(1024))
+    if k:  # one class (--label), or the classes in turn, one row each
+        per_row = -(-args.n // k)
+        labels = (torch.full((args.n,), args.label) if args.label is not None
+                  else class_rows(k, per_row)[0][0][:args.n])
+        y = labels.to(device).split(1024)
+        args.nrow = args.nrow or (per_row if args.label is None else None)
     with torch.no_grad():
-        x = torch.cat([G(zb).float().cpu() for zb in z.split(1024)]).clamp_(-1, 1)
+        x = torch.cat([G(zb, yb).float().cpu() if k else G(zb).float().cpu()
+                       for zb, yb in zip(z.split(1024), y)]).clamp_(-1, 1)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".npy":
         np.save(out, x.numpy().astype(np.float32))

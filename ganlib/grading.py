@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import inspect
 import json
 import linecache
 import math
@@ -195,9 +196,16 @@ def question(key: str, title: str, points: float, needs: Sequence[str], timeout:
 
 
 def _is_stub(value: Any) -> bool:
-    """``None`` (a value stub) or a function whose only global name is ``NotImplementedError``."""
+    """``None`` (a value stub) or a function whose only global name is ``NotImplementedError``.
+
+    Decorated functions (``@torch.no_grad()``, ``functools.wraps``) are judged by the function they wrap.
+    """
     if value is None:
         return True
+    try:
+        value = inspect.unwrap(value)
+    except ValueError:  # a cycle of __wrapped__ attributes
+        pass
     code = getattr(value, "__code__", None)
     if code is None:
         return False

@@ -676,3 +676,18 @@ def test_grading_from_inside_the_grader_is_refused(make_notebook, tmp_path):
              "CONVERGE, DIVERGE = {'extragradient', 'optimistic'}, {'simultaneous'}"]
     q6 = by_key(grading.grade_notebook(make_notebook(cells, chapter="01"), seed=0))["q6"]
     assert q6.status == grading.ERROR and "called from inside the grader" in q6.feedback
+
+
+def test_a_decorated_stub_is_not_attempted():
+    import functools
+
+    def stub(x):
+        raise NotImplementedError()
+
+    @functools.wraps(stub)
+    def wrapper(*args):
+        return stub(*args)
+
+    q = grading.Question("q1", "anything", 1, ("f",), lambda rng, f: f(1.0))
+    assert q.evaluate(wrapper).status == grading.NOT_ATTEMPTED
+    assert q.evaluate(lambda x: x).status == grading.PASSED

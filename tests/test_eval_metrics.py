@@ -227,8 +227,9 @@ def test_generate_is_seeded_batched_and_restores_mode():
     a = metrics.generate(G, 25, batch_size=7, seed=3)
     assert torch.equal(torch.random.get_rng_state(), state)  # global RNG untouched
     assert a.shape == (25, 1, 28, 28) and G.training
-    assert torch.equal(metrics.generate(G, 25, batch_size=25, seed=3), a)
-    assert not torch.equal(metrics.generate(G, 25, seed=4), a)
+    # the same noise whatever the batching; a matrix product's last bits may depend on the batch size
+    assert torch.allclose(metrics.generate(G, 25, batch_size=25, seed=3), a, rtol=0, atol=1e-6)
+    assert not torch.allclose(metrics.generate(G, 25, seed=4), a, rtol=0, atol=1e-3)
     assert metrics.generate(lambda n: torch.zeros(n, 1, 28, 28), 3).shape == (3, 1, 28, 28)
     with pytest.raises(ValueError, match="latent_dim"):
         metrics.generate(torch.nn.Tanh(), 3)

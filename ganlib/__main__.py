@@ -1,4 +1,4 @@
-"""Command line: ``ganlib grade``, ``ganlib exercises``, ``ganlib train`` and ``ganlib sample``."""
+"""Command line: ``ganlib grade``, ``ganlib exercises``, ``ganlib train``, ``ganlib sample`` and ``ganlib evaluate``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import sys
 USAGE = """usage: python -m ganlib COMMAND [options]   (or: ganlib COMMAND ...)
 
 commands:
-  grade PATH...         grade exercise notebooks (files or folders); --json for machines
+  grade PATH...         grade exercise notebooks (files or folders); --json for machines,
+                        --sandbox for untrusted submissions (it runs their code)
   exercises [--check]   regenerate exercises/ from solutions/ (--check: fail when out of date)
   train ...             train a GAN on images (MNIST, a folder, synthetic); --help for the options
   sample ...            draw samples or an image grid from a checkpoint; --help for the options

@@ -955,7 +955,9 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
                 save_samples(step)
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                 save(step, clock0 + (time.perf_counter() - t_start))
-            if stop:
+            # a Ctrl-C during this step's callbacks stops here too; a distributed run stops only on the
+            # decision all ranks share (computed above), so that no rank waits for the others forever
+            if stop or (interrupted.flag and not cfg.distributed):
                 break
         getattr(bar, "close", lambda: None)()
         if step > start_step:  # the end of the run: a last sample grid and checkpoint, unless just written

@@ -14,6 +14,10 @@ TORCH_ARGS ?=
 CONSTRAINTS := $(shell $(PYTHON) -c 'import sys; print("-c constraints.txt" if sys.version_info[:2] == (3, 11) else "")' 2>/dev/null)
 STAMP := $(VENV)/.installed
 NBVAL := --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+# The unit tests run in parallel (pytest-xdist), one test file per worker at a time, so a file's
+# module-level fixtures (a trained classifier, a distributed run) are built once. make test JOBS=1 runs them serially.
+JOBS ?= 2
+XDIST := $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadfile)
 
 .PHONY: setup lab test unit notebooks-no-simd exercises check-exercises solutions clean
 
@@ -52,7 +56,7 @@ NO_SIMD = NPY_DISABLE_CPU_FEATURES="$(SIMD_OFF)" ATEN_CPU_CAPABILITY=default \
   $(if $(filter x86_64 amd64 AMD64,$(shell uname -m 2>/dev/null)),OPENBLAS_CORETYPE=Prescott,)
 
 test: $(STAMP)
-	GANLIB_SMOKE=1 $(BIN)/python -m pytest --doctest-modules tests ganlib
+	GANLIB_SMOKE=1 $(BIN)/python -m pytest $(XDIST) --doctest-modules tests ganlib
 	GANLIB_SMOKE=1 $(BIN)/python -m pytest --nbval $(NBVAL) solutions
 	GANLIB_SMOKE=1 $(BIN)/python -m pytest --nbval-lax $(NBVAL) course
 	$(MAKE) --no-print-directory notebooks-no-simd
@@ -62,7 +66,7 @@ notebooks-no-simd: $(STAMP)
 	$(NO_SIMD) GANLIB_SMOKE=1 $(BIN)/python -m pytest -p no:cacheprovider --nbval-lax $(NBVAL) $(NO_SIMD_LESSONS)
 
 unit: $(STAMP)
-	GANLIB_SMOKE=1 $(BIN)/python -m pytest --doctest-modules tests ganlib
+	GANLIB_SMOKE=1 $(BIN)/python -m pytest $(XDIST) --doctest-modules tests ganlib
 
 exercises: $(STAMP)
 	$(BIN)/python -m ganlib exercises

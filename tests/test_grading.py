@@ -423,25 +423,33 @@ def test_question_depending_on_a_broken_cell_is_explained(make_notebook):
     assert all(res[k].passed for k in ("q3", "q4", "q5", "q6"))
 
 
-# --------------------------------------------------------------------------- speed
+# --------------------------------------------------------------------------- cost
 
 
-def test_grading_one_notebook_costs_under_3_cpu_seconds_and_imports_torch_once():
-    """CPU time (this process and the worker) is what a 2-core machine pays; wall time here depends on load."""
+def test_grading_one_notebook_starts_one_worker_and_keeps_torch_out_of_the_grader():
+    """What keeps batch grading cheap: one worker per notebook (torch is imported once, there) and a light parent.
+
+    The seconds themselves depend on the machine and its load; ``benchmarks/grade_batch.py`` measures them.
+    """
     script = (
-        "import resource, sys, json\n"
+        "import subprocess, sys, json\n"
         "from ganlib import grading\n"
+        "started = []\n"
+        "class Counting(subprocess.Popen):\n"
+        "    def __init__(self, args, *a, **k):\n"
+        "        started.append(list(map(str, args)))\n"
+        "        super().__init__(args, *a, **k)\n"
+        "subprocess.Popen = Counting\n"
         "r = grading.grade_notebook(sys.argv[1], seed=0)\n"
-        "u = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]\n"
-        "print(json.dumps({'cpu': sum(x.ru_utime + x.ru_stime for x in u), 'full': r.score == r.total,\n"
+        "print(json.dumps({'workers': len(started), 'full': r.score == r.total,\n"
         "                  'torch_in_parent': 'torch' in sys.modules}))\n"
     )
     for name in SOLUTION_FILES:
         out = subprocess.run([sys.executable, "-c", script, str(SOLUTIONS / name)], capture_output=True, text=True,
                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert out.returncode == 0, (name, out.stderr[-2000:])
         data = json.loads(out.stdout)
-        assert data["full"] and not data["torch_in_parent"], (name, data)
-        assert data["cpu"] < 3.0, (name, data)
+        assert data == {"workers": 1, "full": True, "torch_in_parent": False}, (name, data)
 
 
 # --------------------------------------------------------------------------- untrusted notebooks: limits, sandbox, no unpickling
@@ -462,7 +470,15 @@ def test_help_states_the_trust_model():
 
 
 @pytest.mark.parametrize("sandbox", BOTH)
-def test_resource_hogs_are_stopped_and_charged_to_their_question(sandbox, make_notebook, tmp_path):
+def test_resource_hogs_are_stopped_and_charged_to_their_question(sandbox, make_notebook, tmp_path, monkeypatch):
+    workdirs = []  # one per worker this test starts; every process a worker forks inherits MPLCONFIGDIR=workdir
+    real_init = grading._Worker.__init__
+
+    def recording_init(self, job, sandbox, workdir, startup_timeout):
+        workdirs.append(workdir)
+        real_init(self, job, sandbox, workdir, startup_timeout)
+
+    monkeypatch.setattr(grading._Worker, "__init__", recording_init)
     cells = [
         "import os, numpy as np",
         # 8 GB (np.empty does not touch the pages, so a broken limit cannot hurt the machine)
@@ -491,8 +507,21 @@ def test_resource_hogs_are_stopped_and_charged_to_their_question(sandbox, make_n
     assert "code cell 5 (Q6's answer) used more than 3072 MB of memory while loading" in res["q6"].feedback
     assert res["q4"].status == grading.MISSING
     assert res["q5"].status == grading.FAILED  # graded as usual: its wrong answer has nothing to do with the hogs
-    leftovers = subprocess.run(["pgrep", "-f", "_worker_main"], capture_output=True, text=True).stdout.split()
-    assert not [p for p in leftovers if int(p) != os.getpid()]
+    assert workdirs
+    assert not processes_started_in(workdirs)  # the worker and anything it forked are gone
+
+
+def processes_started_in(workdirs: list[str]) -> list[int]:
+    """PIDs whose environment names one of ``workdirs`` (other tests' workers may run at the same time)."""
+    marks = {f"MPLCONFIGDIR={w}".encode() for w in workdirs}
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and marks & set((proc / "environ").read_bytes().split(b"\0")):
+                found.append(int(proc.name))
+        except OSError:  # the process ended while we looked, or is not ours to read
+            pass
+    return found
 
 
 def test_cpu_limit_is_reported_and_the_next_questions_graded(make_notebook):

@@ -56,7 +56,7 @@ NO_SIMD = NPY_DISABLE_CPU_FEATURES="$(SIMD_OFF)" ATEN_CPU_CAPABILITY=default \
   $(if $(filter x86_64 amd64 AMD64,$(shell uname -m 2>/dev/null)),OPENBLAS_CORETYPE=Prescott,)
 
 test: $(STAMP)
-	GANLIB_SMOKE=1 $(BIN)/python -m pytest $(XDIST) --doctest-modules tests ganlib
+	$(MAKE) --no-print-directory unit
 	GANLIB_SMOKE=1 $(BIN)/python -m pytest --nbval $(NBVAL) solutions
 	GANLIB_SMOKE=1 $(BIN)/python -m pytest --nbval-lax $(NBVAL) course
 	$(MAKE) --no-print-directory notebooks-no-simd

@@ -1,4 +1,7 @@
-"""Command line: ``ganlib grade``, ``ganlib exercises``, ``ganlib train``, ``ganlib sample`` and ``ganlib evaluate``."""
+"""``python -m ganlib COMMAND``: dispatches to the command's module in :mod:`ganlib.cli` (chapter 00).
+
+The commands: ``ganlib grade``, ``ganlib exercises``, ``ganlib train``, ``ganlib sample`` and ``ganlib evaluate``.
+"""
 
 from __future__ import annotations
 
@@ -23,25 +26,25 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command == "grade":
-        from ganlib.grading import main as grade
+        from ganlib.cli.grade import main as grade
 
         return grade(rest)
     if command == "exercises":
-        from ganlib.authoring import main as exercises
+        from ganlib.cli.exercises import main as exercises
 
         return exercises(rest)
     if command == "train":
-        from ganlib.train import main_train
+        from ganlib.cli.train import main as train
 
-        return main_train(rest)
+        return train(rest)
     if command == "sample":
-        from ganlib.train import main_sample
+        from ganlib.cli.sample import main as sample
 
-        return main_sample(rest)
+        return sample(rest)
     if command == "evaluate":
-        from ganlib.metrics import main_evaluate
+        from ganlib.cli.evaluate import main as evaluate
 
-        return main_evaluate(rest)
+        return evaluate(rest)
     print(f"unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

@@ -1,4 +1,4 @@
-"""Two-player zero-sum games and the update rules used to train GANs.
+"""Two-player zero-sum games and the update rules used to train GANs (chapter 01; the Dirac-GAN, chapter 04).
 
 A game is ``min_x max_y f(x, y)``: player ``x`` descends ``f``, player ``y`` ascends it.
 It is given by its value ``f`` and its gradient ``grad(x, y) -> (df/dx, df/dy)``.

@@ -16,10 +16,14 @@ Everything is vectorised: the ``(n, k)`` table of distances is computed at once.
 NumPy only; torch tensors are accepted as input and converted.
 
 **Image metrics** (chapter 09). Everything runs offline on a CPU. Inception weights are not available offline and fit 28x28
-digits badly, so the course uses its own small MNIST classifier (:func:`mnist_classifier`) as
-the feature extractor: its penultimate layer gives the features of FID and precision/recall,
-its softmax the classifier score and class coverage. FID numbers computed this way measure
-the same thing as Inception-FID but **cannot be compared with published Inception-FID numbers**.
+digits badly, so the course uses its own small MNIST classifier (:func:`mnist_classifier`, in
+:mod:`ganlib.classifier`, whose names are importable from here too) as the feature extractor:
+its penultimate layer gives the features of FID and precision/recall, its softmax the
+classifier score and class coverage. FID numbers computed this way measure the same thing as
+Inception-FID but **cannot be compared with published Inception-FID numbers**.
+
+About 820 lines: one job, the metrics of chapters 06 and 09 and the evaluation protocol,
+each metric next to its input checks.
 
 Shapes: images ``(n, 1, H, W)`` float in ``[-1, 1]`` (the range of a tanh generator); features
 ``(n, d)``; class probabilities ``(n, C)``.
@@ -34,30 +38,25 @@ for Assessing Generative Models", NeurIPS 2019.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
-import sys
-import time
-import warnings
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ganlib.classifier import (CLASSIFIER_CONFIG, IMAGE_SIZE, _extract, _mnist, cache_dir, check_images,
+                               classifier_accuracy, config_hash, extract_features, mnist_classifier, predict_proba)
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
-    from torch import nn
 
 __all__ = [
     "ModeCoverage", "mode_coverage", "nearest_mode", "reverse_kl_uniform", "high_quality_ceiling",
     "frechet_distance", "feature_statistics", "fid", "classifier_score", "class_coverage", "ClassCoverage",
     "precision_recall", "PrecisionRecall", "knn_radii", "nearest_neighbours", "extract_features",
     "predict_proba", "check_images", "generate", "mnist_classifier", "classifier_accuracy",
-    "CLASSIFIER_CONFIG", "cache_dir", "evaluate", "main_evaluate",
+    "CLASSIFIER_CONFIG", "cache_dir", "config_hash", "IMAGE_SIZE", "evaluate", "format_evaluation",
 ]
 
 # above this many entries in the (n, k, d) difference array, distances are computed in blocks of rows
@@ -643,138 +642,6 @@ def precision_recall(real_feats, fake_feats, k: int = 3, *, device=None, max_ele
     return PrecisionRecall(float(precision), float(recall))
 
 
-# --------------------------------------------------------------------------- images and features
-
-IMAGE_SIZE = 28  # the classifier's input size; other sizes are resized to it
-
-
-def check_images(x, name: str = "images", tol: float = 1e-3) -> "torch.Tensor":
-    """Validate a batch of generated or real images and return it as float32 ``(n, 1, H, W)`` on the CPU.
-
-    Accepts ``(n, 1, H, W)`` or ``(n, H, W)`` (a channel axis is added), NumPy or torch, values
-    in ``[-1, 1]`` (a tanh generator's range). Every problem gets a message that says what to
-    do: a wrong shape, NaN or inf, pixel values in ``[0, 255]`` or in ``[0, 1]``.
-
-    Examples
-    --------
-    >>> check_images(np.zeros((2, 28, 28)) - 1).shape
-    torch.Size([2, 1, 28, 28])
-    >>> check_images(np.full((2, 1, 28, 28), 255.0))
-    Traceback (most recent call last):
-    ...
-    ValueError: images have values in [255, 255], outside [-1, 1]; they look like pixel values in [0, 255]: scale them with x / 127.5 - 1
-    """
-    import torch
-
-    if isinstance(x, torch.Tensor):
-        t = x.detach().cpu()
-    else:
-        arr = np.asarray(x)
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-            raise ValueError(f"{name} should be a numeric array, got dtype {arr.dtype}")
-        t = torch.from_numpy(np.ascontiguousarray(arr))
-    if t.ndim == 3:
-        t = t.unsqueeze(1)
-    if t.ndim != 4 or t.shape[1] != 1 or t.shape[0] == 0 or min(t.shape[2:]) < 1:
-        raise ValueError(f"{name} should have shape (N, 1, H, W) (or (N, H, W)) with N >= 1: single-channel digits; "
-                         f"got shape {tuple(t.shape)}")
-    t = t.float()
-    bad = int((~torch.isfinite(t)).sum())
-    if bad:
-        raise ValueError(f"{name} contain {bad} NaN or inf values (in {int((~torch.isfinite(t)).flatten(1).any(1).sum())} "
-                         f"of {t.shape[0]} images): the generator probably diverged; check its training run")
-    lo, hi = float(t.min()), float(t.max())
-    if lo < -1 - tol or hi > 1 + tol:
-        hint = ""
-        if lo >= 0 and hi <= 255 and hi > 1 + tol:
-            hint = "; they look like pixel values in [0, 255]: scale them with x / 127.5 - 1"
-        raise ValueError(f"{name} have values in [{lo:.4g}, {hi:.4g}], outside [-1, 1]{hint}")
-    if lo >= 0:
-        raise ValueError(f"{name} have values in [{lo:.4g}, {hi:.4g}]: they look like images in [0, 1], but "
-                         "the course's images are in [-1, 1] (background -1): scale them with 2 * x - 1")
-    return t.clamp_(-1.0, 1.0)
-
-
-def _resize(t: "torch.Tensor", size: int = IMAGE_SIZE) -> "torch.Tensor":
-    import torch.nn.functional as F
-
-    if tuple(t.shape[-2:]) == (size, size):
-        return t
-    return F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True).clamp_(-1, 1)
-
-
-def _extract(images, model, batch_size: int = 500, device=None, with_logits: bool = False, name: str = "images"):
-    """The one feature-extraction path: batched, no gradients, eval mode, on ``device``.
-
-    Returns features ``(n, d)`` float64 (and logits ``(n, C)`` when ``with_logits``) as NumPy arrays.
-    """
-    import torch
-
-    from ganlib.utils import default_device
-
-    x = check_images(images, name)
-    params = list(model.parameters()) if hasattr(model, "parameters") else []
-    if device is not None:
-        device = torch.device(device)
-        if params:
-            model.to(device)
-    else:  # where the model already is; a model without parameters runs on the best device
-        device = params[0].device if params else default_device()
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
-    feats, logits = [], []
-    try:
-        with torch.no_grad():
-            for start in range(0, x.shape[0], batch_size):
-                xb = _resize(x[start:start + batch_size]).to(device)
-                if hasattr(model, "features_and_logits"):
-                    f, lg = model.features_and_logits(xb)
-                elif hasattr(model, "features"):
-                    f, lg = model.features(xb), None
-                else:
-                    f, lg = model(xb), None
-                feats.append(f.reshape(f.shape[0], -1).cpu().double())
-                if with_logits:
-                    if lg is None:
-                        raise ValueError("this extractor gives no logits: use the classifier from mnist_classifier()")
-                    logits.append(lg.cpu().double())
-    finally:
-        if was_training:
-            model.train()
-    f = torch.cat(feats).numpy()
-    return (f, torch.cat(logits).numpy()) if with_logits else f
-
-
-def extract_features(images, extractor=None, *, batch_size: int = 500, device=None) -> np.ndarray:
-    """Features ``(n, d)`` of images ``(n, 1, H, W)`` in ``[-1, 1]``, batched on any device.
-
-    ``extractor`` is a module with a ``features`` method (the classifier of
-    :func:`mnist_classifier`, the default), or any module mapping images to ``(n, d)``.
-    Images of another size than 28x28 are resized to 28x28 (bilinear, antialiased) first.
-
-    Examples
-    --------
-    >>> import torch
-    >>> flat = torch.nn.Flatten()
-    >>> extract_features(-torch.ones(3, 1, 28, 28), flat).shape
-    (3, 784)
-    """
-    if extractor is None:
-        extractor = mnist_classifier()
-    return _extract(images, extractor, batch_size, device)
-
-
-def predict_proba(images, classifier=None, *, batch_size: int = 500, device=None) -> np.ndarray:
-    """Class probabilities ``(n, 10)`` from the MNIST classifier (softmax of its logits), float64."""
-    if classifier is None:
-        classifier = mnist_classifier()
-    _, logits = _extract(images, classifier, batch_size, device, with_logits=True)
-    z = logits - logits.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    return p / p.sum(axis=1, keepdims=True)
-
-
 def _latent_dim(G) -> int:
     for attr in ("latent_dim", "nz", "z_dim"):
         if isinstance(getattr(G, attr, None), int):
@@ -829,174 +696,6 @@ def generate(G, n: int, latent_dim: int | None = None, *, batch_size: int = 500,
     finally:
         G.train(was_training)
     return torch.cat(out)
-
-
-# --------------------------------------------------------------------------- the MNIST classifier
-
-#: Training configuration of the evaluation classifier; its hash names the cached weights, so
-#: changing any entry trains (and caches) a new classifier.
-CLASSIFIER_CONFIG: dict[str, Any] = {
-    "arch": "LeNet", "width": 16, "hidden": 128, "batchnorm": False,
-    "epochs": 2, "batch_size": 128, "max_lr": 3e-3, "weight_decay": 0.0, "seed": 0,
-    "train_size": 60000,
-}
-
-
-def cache_dir() -> Path:
-    """Where the trained classifier is cached: ``$GANLIB_CACHE`` when set, else ganlib's user cache
-    (``ganlib.data.cache_dir()``: ``$XDG_CACHE_HOME/ganlib`` or the platform's cache folder).
-
-    Examples
-    --------
-    >>> import os; os.environ["GANLIB_CACHE"] = "/tmp/ganlib-cache"; str(cache_dir())
-    '/tmp/ganlib-cache'
-    >>> del os.environ["GANLIB_CACHE"]; cache_dir().name
-    'ganlib'
-    """
-    from ganlib.data import cache_dir as user_cache
-
-    override = os.environ.get("GANLIB_CACHE", "").strip()
-    return Path(override).expanduser() if override else user_cache()
-
-
-def config_hash(config: dict) -> str:
-    """A short, stable hash of a JSON-serialisable configuration.
-
-    Examples
-    --------
-    >>> config_hash({"a": 1, "b": 2}) == config_hash({"b": 2, "a": 1})
-    True
-    """
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def _mnist(split: str, root=None):
-    """MNIST images as float32 ``(N, 1, 28, 28)`` in ``[-1, 1]`` and int64 labels, from ``ganlib.data``."""
-    from ganlib.data import load_mnist, scale_images
-
-    x, y = load_mnist(split, root=root)
-    return scale_images(x), y
-
-
-def classifier_accuracy(classifier, images, labels, *, batch_size: int = 1000, device=None) -> float:
-    """Fraction of ``images`` whose predicted class (argmax of the logits) equals ``labels``."""
-    import torch
-
-    probs = predict_proba(images, classifier, batch_size=batch_size, device=device)
-    labels = labels.numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
-    return float((probs.argmax(axis=1) == labels).mean())
-
-
-def _train_classifier(config: dict, root=None, device=None, verbose: bool = False):
-    """Supervised training of the evaluation classifier (cross-entropy, Adam, one-cycle learning rate).
-
-    This is an ordinary classifier loop, not a GAN loop: one network, one loss, labelled data.
-    It lives here, next to the metric that needs it, and is small on purpose.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    from ganlib.models import LeNet
-    from ganlib.utils import default_device, progress
-
-    device = default_device() if device is None else torch.device(device)
-    x, y = _mnist("train", root)
-    n = min(int(config["train_size"]), x.shape[0])
-    gen = torch.Generator().manual_seed(int(config["seed"]))
-    if n < x.shape[0]:
-        keep = torch.randperm(x.shape[0], generator=gen)[:n]
-        x, y = x[keep], y[keep]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(config["seed"]))
-        net = LeNet(config["width"], config["hidden"], 10, config["batchnorm"]).to(device)
-    bs = int(config["batch_size"])
-    per_epoch = n // bs
-    steps = int(config["epochs"]) * per_epoch
-    opt = torch.optim.Adam(net.parameters(), lr=config["max_lr"] / 25, weight_decay=config["weight_decay"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config["max_lr"], total_steps=steps)
-    net.train()
-    start = time.perf_counter()
-    perm = None
-    for step in progress(range(steps), desc="training the MNIST classifier", disable=not verbose):
-        if step % per_epoch == 0:
-            perm = torch.randperm(n, generator=gen)
-        idx = perm[(step % per_epoch) * bs:(step % per_epoch + 1) * bs]
-        loss = F.cross_entropy(net(x[idx].to(device)), y[idx].to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-    seconds = time.perf_counter() - start
-    net.eval()
-    xt, yt = _mnist("test", root)
-    acc = classifier_accuracy(net, xt, yt, device=device)
-    return net, {"test_accuracy": acc, "train_seconds": seconds}
-
-
-def mnist_classifier(root=None, cache: bool = True, *, config: dict | None = None, device=None,
-                     verbose: bool = False) -> "nn.Module":
-    """The course's MNIST classifier, trained once and cached: the feature extractor of chapter 09.
-
-    A LeNet-style CNN (:class:`ganlib.models.LeNet`) trained with cross-entropy on the 60,000
-    MNIST training digits for 2 epochs (Adam, one-cycle learning rate); it reaches at least
-    99% test accuracy in about a minute on two CPU cores. Its penultimate layer gives the
-    features of :func:`fid` and :func:`precision_recall`, its softmax the class
-    probabilities of :func:`classifier_score` and :func:`class_coverage`.
-
-    The weights are cached in :func:`cache_dir` under ``classifiers/``, in a file named by a hash
-    of the training configuration; a missing or unreadable file is retrained. The training
-    loop is a supervised classifier loop (not a GAN loop) and lives in this module.
-
-    Parameters
-    ----------
-    root : path, optional
-        MNIST folder, passed to ``ganlib.data.load_mnist``.
-    cache : bool
-        Read and write the cache; ``False`` always trains and writes nothing.
-    config : dict, optional
-        Overrides of :data:`CLASSIFIER_CONFIG` (a different hash, a different cache file).
-    device : torch device, optional
-    verbose : bool
-        Show a progress bar while training.
-
-    Returns
-    -------
-    LeNet
-        In eval mode, on ``device``; ``.info`` holds the configuration, its hash, the test
-        accuracy and the training time.
-    """
-    import torch
-
-    from ganlib.models import LeNet
-    from ganlib.utils import default_device
-
-    cfg = {**CLASSIFIER_CONFIG, **(config or {})}
-    unknown = set(cfg) - set(CLASSIFIER_CONFIG)
-    if unknown:
-        raise ValueError(f"unknown classifier config keys {sorted(unknown)}; known: {sorted(CLASSIFIER_CONFIG)}")
-    key = config_hash(cfg)
-    device = default_device() if device is None else torch.device(device)
-    path = cache_dir() / "classifiers" / f"mnist-lenet-{key}.pt"
-    if cache and path.exists():
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-            net = LeNet(cfg["width"], cfg["hidden"], 10, cfg["batchnorm"])
-            net.load_state_dict(blob["state_dict"])
-            net.info = {**blob["info"], "config": cfg, "hash": key, "path": str(path), "cached": True}
-            return net.to(device).eval()
-        except Exception as exc:  # a truncated or foreign file: train again rather than fail
-            warnings.warn(f"could not read the cached classifier {path} ({type(exc).__name__}: {exc}); retraining it",
-                          stacklevel=2)
-    if verbose:
-        print(f"training the MNIST classifier (config {key}); cached afterwards", file=sys.stderr)
-    net, info = _train_classifier(cfg, root, device, verbose)
-    if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save({"state_dict": {k: v.cpu() for k, v in net.state_dict().items()}, "info": info}, tmp)
-        os.replace(tmp, path)  # atomic: a crash never leaves half a file under the real name
-    net.info = {**info, "config": cfg, "hash": key, "path": str(path), "cached": False}
-    return net.eval()
 
 
 # --------------------------------------------------------------------------- the evaluation protocol
@@ -1126,114 +825,3 @@ def format_evaluation(result: dict) -> str:
     text = [f"n = {result['n']} samples vs {result['n']} MNIST test digits; features and classes from the "
             "course's MNIST classifier", line(head), "  ".join("-" * w for w in widths)] + [line(r) for r in rows]
     return "\n".join(text)
-
-
-def _generator_from_checkpoint(path: str, ema: bool):
-    """The generator of a checkpoint written by ``ganlib train`` (rebuilt from its stored ``meta``)."""
-    from ganlib.train import build_models, load_checkpoint
-
-    ckpt = load_checkpoint(path)
-    meta = ckpt.get("meta") or {}
-    if not meta.get("model"):
-        raise ValueError(f"{path} was written by train_gan from Python with your own models: sample them with "
-                         "ganlib.metrics.generate(G, n) and pass the images to ganlib.metrics.evaluate, or save "
-                         "them with np.save and use --samples")
-    if meta.get("channels", 1) != 1:
-        raise ValueError(f"{path} holds a generator of {meta['channels']}-channel images; ganlib evaluate "
-                         "measures single-channel MNIST digits")
-    state = ckpt["models"].get("G_ema") if ema else ckpt["models"]["G"]
-    if state is None:
-        raise ValueError(f"{path} holds no EMA generator: it was trained without --ema")
-    G, _ = build_models(meta)
-    G.load_state_dict(state)
-    return G, int(ckpt["latent_dim"]), int(ckpt.get("step", 0))
-
-
-EVALUATE_EXAMPLES = """examples:
-  ganlib evaluate --checkpoint runs/dcgan/checkpoint.pt --n 10000
-  ganlib evaluate --samples samples.npy --n 5000 --json > scores.json
-
-Samples are compared with n MNIST test digits; the last column repeats the measurement with n
-training digits in place of the samples: the real-vs-real floor at this n. Compare numbers only
-at the same n. Exit code 0, 1 for unusable input (file, shape, range, NaN), 2 for bad arguments.
-"""
-
-
-def main_evaluate(argv: list[str]) -> int:
-    """``ganlib evaluate (--checkpoint FILE | --samples FILE.npy) [--n 10000] [--json]``; returns the exit code.
-
-    Exit codes: 0 done, 1 unusable input (missing or unreadable file, wrong shape, values outside
-    ``[-1, 1]``, NaN, n larger than the samples or the test set), 2 bad arguments (argparse).
-    """
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="ganlib evaluate", epilog=EVALUATE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Evaluate generated MNIST digits against the test set: FID, precision, recall, classifier "
-                    "score and class coverage, next to the real-vs-real floor at the same n. Features come from "
-                    "the course's own MNIST classifier (trained and cached on first use), so FID values are not "
-                    "comparable with published Inception-FID numbers.")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", metavar="FILE", help="a checkpoint.pt written by ganlib train")
-    source.add_argument("--samples", metavar="FILE.npy",
-                        help="a NumPy array (N, 1, H, W) or (N, H, W) of images in [-1, 1], from any generator; "
-                             "sizes other than 28x28 are resized to 28x28 (bilinear, antialiased)")
-    parser.add_argument("--ema", action="store_true", help="with --checkpoint: use the EMA generator")
-    parser.add_argument("--n", type=int, default=10_000, help="samples compared on each side (default 10000, "
-                                                              "at most the 10000 test digits)")
-    parser.add_argument("--k", type=int, default=3, help="neighbourhood size of precision/recall (default 3)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random subsets and the latent noise (default 0)")
-    parser.add_argument("--no-floor", action="store_true", help="skip the real-vs-real floor")
-    parser.add_argument("--device", default=None, help="torch device (default: CUDA, then MPS, then CPU)")
-    parser.add_argument("--data", default=None, metavar="DIR", help="folder with the MNIST files "
-                                                                     "(default: $GANLIB_DATA, then the user cache)")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    try:
-        args = parser.parse_args(argv)
-        if args.n < 2:
-            parser.error(f"--n must be at least 2, got {args.n}")
-        if not 1 <= args.k < args.n:
-            parser.error(f"--k must be between 1 and n - 1 = {args.n - 1}, got {args.k}")
-        if args.ema and not args.checkpoint:
-            parser.error("--ema goes with --checkpoint")
-    except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
-        return int(exc.code or 0)
-
-    def fail(message: str) -> int:
-        print(f"ganlib evaluate: error: {message}", file=sys.stderr)
-        return 1
-
-    try:
-        from ganlib.data import load_mnist
-
-        n_test = load_mnist("test", root=args.data)[1].shape[0]
-        if args.n > n_test:
-            return fail(f"--n {args.n} is larger than the MNIST test set ({n_test} digits): use --n {n_test} or less")
-        if args.checkpoint:
-            fake, latent_dim, step = _generator_from_checkpoint(args.checkpoint, args.ema)
-            what = f"{args.n} samples of {args.checkpoint} (step {step})"
-        else:
-            path = Path(args.samples)
-            if not path.is_file():
-                return fail(f"no such file: {path}")
-            try:
-                samples = np.load(path, allow_pickle=False)
-            except Exception as exc:  # not an .npy file, truncated, or pickled objects
-                return fail(f"{path} is not a readable NumPy .npy array ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); save samples with "
-                            "np.save(path, x) where x has shape (N, 1, H, W)")
-            if not isinstance(samples, np.ndarray):
-                return fail(f"{path} holds several arrays (.npz): save one array with np.save")
-            fake, latent_dim = check_images(samples, "samples"), None
-            if args.n > fake.shape[0]:
-                return fail(f"--n {args.n} is larger than the number of samples in {path} ({fake.shape[0]})")
-            what = f"{args.n} of the {fake.shape[0]} samples in {path}"
-        result = evaluate(fake, args.n, k=args.k, floor=not args.no_floor, seed=args.seed, device=args.device,
-                          root=args.data, latent_dim=latent_dim)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError, OSError) as exc:
-        return fail(str(exc))
-    if args.json:
-        print(json.dumps({"source": args.checkpoint or args.samples, **result}, indent=2))
-    else:
-        print(f"{what}\n{format_evaluation(result)}")
-    return 0

@@ -1,4 +1,9 @@
-"""Small PyTorch networks for chapters 05-07, and a bridge from chapter 03's NumPy networks.
+"""The course's PyTorch networks (chapters 05-10), and a bridge from chapter 03's NumPy networks.
+
+MLP generators and discriminators (chapters 05-07), DCGAN for 28, 32 and 64 pixels
+(chapter 08), spectral normalisation and class-conditional models (chapter 10) and the LeNet
+behind the image metrics (chapter 09). About 880 lines: every network of the course in one
+place, so that a chapter's model and the next chapter's variant of it can be read side by side.
 
 Shapes: a generator maps noise ``(batch, latent_dim)`` to samples ``(batch, out_dim)``; a
 discriminator maps samples ``(batch, in_dim)`` to **logits** ``(batch, 1)`` (no sigmoid: the

@@ -1,6 +1,8 @@
-"""Plots shared by the chapters: vector fields of 2-D games with trajectories.
+"""Plots shared by the chapters (from chapter 01 on): games, modes, training curves, image grids.
 
-Matplotlib is imported here, not by ``import ganlib``.
+Vector fields of 2-D games with trajectories (chapters 01 and 04), samples over the modes of a
+mixture (chapter 06), training curves of a :class:`ganlib.train.History` and image grids
+(chapters 07-10). Matplotlib is imported here, not by ``import ganlib``.
 """
 
 from __future__ import annotations

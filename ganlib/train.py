@@ -1,4 +1,4 @@
-"""The course's one GAN training loop (chapter 06 on), its checkpoints and the ``ganlib train`` command.
+"""The course's one GAN training loop (chapter 06 on).
 
 Every later chapter, the command line and distributed training use :func:`train_gan` with
 options; none of them writes a second loop. One generator step is chapter 03's algorithm:
@@ -17,11 +17,17 @@ never repeats the data's stream.
 
 Checkpoints (``config.out``) hold G, D, both optimisers, every RNG state, the data source's
 position, the step, the config and the ganlib version; ``resume=`` continues bit-identically
-on a CPU. Extension points for later chapters, so that they add options instead of loops:
+on a CPU. Their files (writing, reading, checking, the random states, rebuilding the command
+line's models) are :mod:`ganlib.checkpoints`; the ``ganlib train`` and ``ganlib sample``
+commands are :mod:`ganlib.cli.train` and :mod:`ganlib.cli.sample`. Extension points for later chapters, so that they add options instead of loops:
 a batch ``(x, y)`` carries labels (``_Source.next``: conditional GANs), and every file is
 written only where ``_is_main_process()`` holds (rank 0 of a distributed run:
 ``TrainConfig(distributed=True)`` runs this loop in every process ``torchrun`` starts, with the
 pieces of :mod:`ganlib.distributed`).
+
+This module is longer than the others (about 1,000 lines) on purpose: the loop and the small
+pieces it is made of (config, history, data sources, checks, conditional models, EMA) are read
+together, as one algorithm with its options.
 
 Examples
 --------
@@ -42,7 +48,6 @@ import dataclasses
 import json
 import math
 import os
-import random
 import signal
 import threading
 import time
@@ -57,11 +62,14 @@ from torch import Tensor, nn
 
 from ganlib import __version__
 from ganlib import losses as _losses
+from ganlib.checkpoints import (CHECKPOINT, _check_compatible, _rng_state, _set_rng_state, build_models,
+                                load_checkpoint, save_checkpoint)
 from ganlib.utils import default_device, progress, seed_everything
 
+# save_checkpoint, load_checkpoint and build_models live in ganlib.checkpoints; they stay importable from here.
 __all__ = [
     "TrainConfig", "History", "train_gan", "every", "pack_samples", "latent_generator", "sample_latent",
-    "resolve_device", "save_checkpoint", "load_checkpoint", "build_models", "main_train", "main_sample",
+    "resolve_device", "save_checkpoint", "load_checkpoint", "build_models", "CHECKPOINT", "HISTORY",
 ]
 
 COLUMNS = ("step", "loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g", "penalty",
@@ -69,11 +77,9 @@ COLUMNS = ("step", "loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_
 PENALTIES = (None, "gp", "r1")
 AMP = (None, "bf16", "fp16")
 _FP16_DEVICES = ("cuda",)  # float16 autocast with a gradient scaler: a GPU feature (tests widen it to the CPU)
-CHECKPOINT = "checkpoint.pt"
+
+
 HISTORY = "history.jsonl"
-# Config fields that may change between a run and its resumption (budgets, folders, speed options).
-_RESUMABLE_CHANGES = {"steps", "minutes", "epochs", "device", "out", "checkpoint_every", "sample_every",
-                      "channels_last", "compile", "amp", "distributed", "sync_batchnorm"}
 
 
 # --------------------------------------------------------------------------- configuration
@@ -578,120 +584,6 @@ def _check_generator(G: nn.Module, latent_dim: int, device: torch.device, num_cl
         G.train(was_training)
 
 
-# --------------------------------------------------------------------------- checkpoints
-
-
-def _rng_state(gen: torch.Generator, source: _Source) -> dict:
-    np_state = np.random.get_state()
-    return {
-        "python": random.getstate(),
-        "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "latent": gen.get_state(),
-        "data": source.state_dict(),
-    }
-
-
-def _set_rng_state(state: dict, gen: torch.Generator) -> None:
-    random.setstate(state["python"])
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    gen.set_state(state["latent"])
-
-
-def save_checkpoint(path: str | os.PathLike, obj: dict) -> Path:
-    """Write ``obj`` with ``torch.save`` atomically: a temporary file in the same folder, then ``os.replace``.
-
-    A crash or Ctrl-C while writing leaves the previous checkpoint intact, never a truncated file.
-
-    Examples
-    --------
-    >>> import tempfile, os
-    >>> path = save_checkpoint(os.path.join(tempfile.mkdtemp(), "c.pt"), {"step": 3})
-    >>> torch.load(path, weights_only=True)["step"], sorted(os.listdir(path.parent))
-    (3, ['c.pt'])
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint written by :func:`train_gan` (``weights_only``: no arbitrary code runs).
-
-    Keys: ``step``, ``time``, ``config`` (a dict), ``latent_dim``, ``meta`` (how the command line
-    built the models, or ``{}``), ``models`` (``G``, ``D`` and ``G_ema`` state dicts),
-    ``optimizers``, ``scalers``, ``rng``, ``fixed_noise``, ``ganlib_version``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # a truncated or foreign file: say which, and what it is not
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        detail = next((ln for ln in lines if "Unsupported global" in ln), lines[0] if lines else "no detail")
-        raise ValueError(f"{path} is not a readable ganlib checkpoint ({type(e).__name__}: {detail})") from e
-    if not isinstance(ckpt, dict) or ckpt.get("format") != "ganlib-checkpoint":
-        raise ValueError(f"{path} is not a ganlib checkpoint (written by ganlib.train.train_gan)")
-    return ckpt
-
-
-def _architecture_mismatch(name: str, saved: dict, module: nn.Module) -> str | None:
-    current = module.state_dict()
-    missing = [k for k in current if k not in saved]
-    extra = [k for k in saved if k not in current]
-    if missing or extra:
-        return (f"{name} has parameters the checkpoint lacks {missing[:3]} and the checkpoint has ones {name} "
-                f"lacks {extra[:3]}" if missing and extra else
-                f"{name} has parameters the checkpoint lacks: {missing[:3]}" if missing else
-                f"the checkpoint's {name} has parameters this {name} lacks: {extra[:3]}")
-    for k, v in current.items():
-        if tuple(saved[k].shape) != tuple(v.shape):
-            return f"{name}'s {k} has shape {tuple(v.shape)} here but {tuple(saved[k].shape)} in the checkpoint"
-    return None
-
-
-def _check_compatible(ckpt: dict, path, config: TrainConfig, latent_dim: int, G, D, opt_G, opt_D) -> None:
-    """Every check before anything is loaded, so a mismatch never leaves a half-loaded model."""
-    problems = []
-    old, new = ckpt["config"], config.to_dict()
-    for k in new:
-        if k not in _RESUMABLE_CHANGES and k in old and old[k] != new[k]:
-            problems.append(f"config {k}: checkpoint {old[k]!r}, now {new[k]!r}")
-    if ckpt["latent_dim"] != latent_dim:
-        problems.append(f"latent_dim: checkpoint {ckpt['latent_dim']}, now {latent_dim}")
-    for name, module in (("G", G), ("D", D)):
-        msg = _architecture_mismatch(name, ckpt["models"][name], module)
-        if msg:
-            problems.append(msg)
-    for name, opt in (("G", opt_G), ("D", opt_D)):
-        saved = ckpt["optimizers"][name]
-        if ckpt["optimizer_types"][name] != type(opt).__name__:
-            problems.append(f"optimizer for {name}: checkpoint {ckpt['optimizer_types'][name]}, now {type(opt).__name__}")
-        elif [len(g["params"]) for g in saved["param_groups"]] != [len(g["params"]) for g in opt.param_groups]:
-            problems.append(f"optimizer for {name} manages different parameter groups than in the checkpoint")
-    if problems:
-        raise ValueError(f"cannot resume from {path}: it was written for another model or config:\n  "
-                         + "\n  ".join(problems) + "\nStart a new run in another folder, or use the same settings.")
-
-
 # --------------------------------------------------------------------------- the training loop
 
 
@@ -1145,381 +1037,32 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     _ema_update(ema, model, decay)
 
 
-# --------------------------------------------------------------------------- command line
+# --------------------------------------------------------------------------- deprecated: the commands' old home
 
-TRAIN_EXAMPLES = """examples:
-  ganlib train --model mlp --data mnist --out runs/mlp --minutes 3
-  ganlib train --model mlp --data mnist --out runs/mlp --steps 8000 --resume      # continue the same run
-  ganlib train --model dcgan --data mnist --image-size 32 --out runs/dcgan --epochs 5 --amp --channels-last
-  ganlib train --model dcgan --data folder --path photos/ --image-size 64 --channels 3 --out runs/photos
-  ganlib train --model dcgan --data mnist --loss wgan-gp --out runs/wgan-gp --minutes 10
-  ganlib train --model dcgan --data mnist --loss hinge --spectral-norm --conditional --ema 0.999 --lr-d 4e-4 --lr-g 1e-4 --out runs/cond
-  ganlib sample --checkpoint runs/mlp/checkpoint.pt --n 64 --out grid.png
-  torchrun --nproc-per-node 2 -m ganlib train --distributed --model mlp --data mnist --out runs/ddp --steps 2000
-
-OUT receives checkpoint.pt (models, optimisers, RNG states: --resume continues exactly),
-history.jsonl (one JSON line per step) and samples/step_NNNNNN.png (fixed-noise grids).
-MNIST is read from --path, else $GANLIB_DATA, else the user cache, else downloaded.
-With --resume, settings not given on the command line are taken from the checkpoint."""
-
-SAMPLE_EXAMPLES = """examples:
-  ganlib sample --checkpoint runs/mlp/checkpoint.pt --n 64 --out grid.png
-  ganlib sample --checkpoint runs/dcgan/checkpoint.pt --n 1000 --out samples.npy   # float32 (N, C, H, W) in [-1, 1]
-  ganlib sample --checkpoint runs/cond/checkpoint.pt --n 16 --label 3 --out threes.png   # a conditional model"""
-
-# Built-in defaults of the command line; with --resume the checkpoint's values come first.
-_CLI_DEFAULTS = {"batch_size": 128, "seed": 0, "loss": "nonsaturating", "penalty": None, "penalty_weight": 10.0,
-                 "n_critic": 1, "lr_g": 2e-4, "lr_d": 2e-4, "checkpoint_every": 500, "sample_every": 500,
-                 "ema": None}
-_MODEL_DEFAULTS = {"mlp": {"latent_dim": 64, "width": 256}, "dcgan": {"latent_dim": 100, "width": 64}}
-
-
-class _CLIError(Exception):
-    """A problem to report as one ``ganlib CMD: error: ...`` message (exit code 1)."""
-
-
-def _parser_train():
-    import argparse
-
-    p = argparse.ArgumentParser(prog="ganlib train", usage="ganlib train --model mlp|dcgan --data mnist|folder|synthetic "
-                                "--out DIR [--steps N | --epochs E | --minutes M] [options]", description="Train a GAN on images with ganlib's one training loop.",
-                                epilog=TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=("mlp", "dcgan"), help="fully connected (chapter 07) or DCGAN (chapter 08)")
-    p.add_argument("--data", choices=("mnist", "folder", "synthetic"), help="the real images")
-    p.add_argument("--path", help="folder of images (--data folder), or of the MNIST files")
-    p.add_argument("--out", required=True, help="output folder")
-    budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=_positive(int), help="total generator steps (default 1000)")
-    budget.add_argument("--epochs", type=_positive(float), help="passes over the data (fractions allowed)")
-    budget.add_argument("--minutes", type=_positive(float), help="wall-clock budget of this run (fractions allowed)")
-    p.add_argument("--batch-size", type=_positive(int), help="default 128")
-    p.add_argument("--seed", type=_nonnegative_int, help="default 0")
-    p.add_argument("--device", default="auto", type=_device_name, help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
-    p.add_argument("--overwrite", action="store_true", help="start afresh in an OUT that holds a checkpoint")
-    p.add_argument("--loss", choices=sorted(_losses.LOSSES) + ["ns", "wgan-gp"],
-                   help="default nonsaturating (ns); wgan-gp is wasserstein with --penalty gp, and unless given: "
-                   "--n-critic 5, --lr-g/--lr-d 1e-4, Adam betas (0, 0.9), --norm layer")
-    p.add_argument("--penalty", choices=("gp", "r1"), help="WGAN-GP or R1 gradient penalty")
-    p.add_argument("--penalty-weight", type=_positive(float), help="lambda or gamma (default 10)")
-    p.add_argument("--n-critic", type=_positive(int), help="D steps per G step (default 1)")
-    p.add_argument("--lr-g", type=_positive(float), help="default 2e-4")
-    p.add_argument("--lr-d", type=_positive(float), help="default 2e-4")
-    p.add_argument("--image-size", type=int, choices=(28, 32, 64), help="default 28")
-    p.add_argument("--channels", type=int, choices=(1, 3), help="default 1 (3 for --data folder)")
-    p.add_argument("--latent-dim", type=_positive(int), help="default 64 (mlp) or 100 (dcgan)")
-    p.add_argument("--width", type=_positive(int), help="hidden width: default 256 (mlp) or 64 (dcgan: ngf = ndf)")
-    p.add_argument("--checkpoint-every", type=_positive(int), help="steps between checkpoints (default 500)")
-    p.add_argument("--sample-every", type=_positive(int), help="steps between sample grids (default 500)")
-    p.add_argument("--amp", nargs="?", const="bf16", choices=("bf16", "fp16"),
-                   help="mixed precision: bf16 (default when given; CPU or CUDA) or fp16 (CUDA)")
-    p.add_argument("--channels-last", action="store_true", help="NHWC memory layout")
-    p.add_argument("--compile", action="store_true", help="torch.compile the models (eager fallback)")
-    p.add_argument("--ema", type=float, help="keep an EMA of G's weights with this decay, e.g. 0.999")
-    p.add_argument("--distributed", action="store_true", help="data-parallel over the processes torchrun starts: "
-                   "torchrun --nproc-per-node 2 -m ganlib train --distributed ... (--batch-size is the global batch)")
-    p.add_argument("--sync-batchnorm", action="store_true", help="with --distributed on GPUs: SyncBatchNorm")
-    p.add_argument("--spectral-norm", action="store_true", default=None,
-                   help="spectrally normalise D's layers (dcgan; D then has no BatchNorm unless --norm batch)")
-    p.add_argument("--norm", choices=("batch", "layer", "instance", "none"),
-                   help="D's normalisation (dcgan): default batch, none with --spectral-norm, layer with wgan-gp")
-    p.add_argument("--conditional", action="store_true", default=None,
-                   help="class-conditional G(z, y) and projection D(x, y) (dcgan on mnist or synthetic)")
-    return p
-
-
-def _positive(kind):
-    def parse(text: str):
-        try:
-            v = kind(text)
-        except ValueError:
-            raise _argparse_error(f"expected a positive {'integer' if kind is int else 'number'}, got {text!r}")
-        if not (v > 0 and math.isfinite(v)):
-            raise _argparse_error(f"expected a positive {'integer' if kind is int else 'number'}, got {text!r}")
-        return v
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
-def _device_name(text: str) -> str:
-    kind, _, index = text.partition(":")
-    if kind not in ("auto", "cpu", "cuda", "mps") or (index and not (kind == "cuda" and index.isdigit())):
-        raise _argparse_error(f"expected auto, cpu, cuda, cuda:N or mps, got {text!r}")
-    return text
-
-
-def _nonnegative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        v = -1
-    if v < 0:
-        raise _argparse_error(f"expected a non-negative integer, got {text!r}")
-    return v
-
-
-def _argparse_error(msg: str):
-    import argparse
-
-    return argparse.ArgumentTypeError(msg)
-
-
-def _run_cli(name: str, parser, body, argv) -> int:
-    """Parse, run, and turn every expected failure into one ``ganlib NAME: error: ...`` message."""
-    import sys
-
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:  # --help (0) or a usage error (2), already printed by argparse
-        return int(e.code or 0)
-    try:
-        return body(args, parser)
-    except SystemExit as e:  # parser.error() inside body
-        return int(e.code or 0)
-    except KeyboardInterrupt as e:
-        print(f"ganlib {name}: {e or 'interrupted'}", file=sys.stderr)
-        return 130
-    except (_CLIError, ValueError, TypeError, RuntimeError, OSError, FloatingPointError) as e:
-        # the message of ganlib.data's missing-MNIST error lists the files and md5s on further lines
-        print(f"ganlib {name}: error: {e}", file=sys.stderr)
-        return 1
-
-
-def _image_mlp(meta: dict) -> tuple[nn.Module, nn.Module]:
-    """Chapter 07's fully connected G and D for images: ganlib.models' MLPs with an (un)flattening layer."""
-    from ganlib import models
-
-    c, s, w, ld = meta["channels"], meta["image_size"], meta["width"], meta["latent_dim"]
-    G = models.generator(ld, c * s * s, hidden=(w, 2 * w), out_activation="tanh")
-    G.append(nn.Unflatten(1, (c, s, s)))
-    D = models.discriminator(c * s * s, hidden=(2 * w, w))
-    D.insert(0, nn.Flatten())
-    G.latent_dim = ld
-    return G, D
-
-
-def build_models(meta: dict) -> tuple[nn.Module, nn.Module]:
-    """G and D as the command line builds them from ``meta`` (stored in its checkpoints).
-
-    ``meta``: ``model`` ("mlp" or "dcgan"), ``image_size``, ``channels``, ``latent_dim``, ``width``;
-    for dcgan also ``num_classes``, ``spectral_norm`` and ``norm`` (chapter 10; absent: unconditional DCGAN).
-    Initialisation draws from torch's global generator (seed it first).
-
-    Examples
-    --------
-    >>> G, D = build_models({"model": "mlp", "image_size": 28, "channels": 1, "latent_dim": 8, "width": 16})
-    >>> x = G(torch.randn(2, 8)); x.shape, D(x).shape
-    (torch.Size([2, 1, 28, 28]), torch.Size([2, 1]))
-    """
-    from ganlib import models
-
-    kind = meta.get("model")
-    if kind == "mlp":
-        return _image_mlp(meta)
-    if kind == "dcgan":
-        k = meta.get("num_classes")
-        return (models.dcgan_generator(meta["image_size"], meta["channels"], meta["latent_dim"], meta["width"],
-                                       num_classes=k),
-                models.dcgan_discriminator(meta["image_size"], meta["channels"], meta["width"], num_classes=k,
-                                           spectral_norm=bool(meta.get("spectral_norm")), norm=meta.get("norm")))
-    raise ValueError(f"unknown model {kind!r}: the command line builds 'mlp' or 'dcgan'")
-
-
-def _load_images(meta: dict):
-    from ganlib import data
-
-    kind, size, channels, path = meta["data"], meta["image_size"], meta["channels"], meta.get("path")
-    if kind == "mnist":
-        if channels != 1:
-            raise _CLIError("MNIST digits are grey: use --channels 1")
-        return data.mnist_images("train", root=path, size=size)
-    if kind == "folder":
-        return data.image_folder(path, size=size, channels=channels), None
-    return data.synthetic_images(2048, size=size, channels=channels, seed=meta["seed"])
-
-
-def _train_body(args, parser) -> int:
-    import sys
-
-    out = Path(args.out)
-    ckpt = None
-    if args.resume:
-        if not (out / CHECKPOINT).is_file():
-            raise _CLIError(f"--resume: there is no checkpoint in {out} (expected {out / CHECKPOINT})")
-        ckpt = load_checkpoint(out / CHECKPOINT)
-        if not ckpt["meta"].get("model"):
-            raise _CLIError(f"{out / CHECKPOINT} was not written by ganlib train; resume it from Python with "
-                            "train_gan(..., resume=path)")
-    old_meta, old_cfg = (ckpt["meta"], ckpt["config"]) if ckpt else ({}, {})
-
-    def pick(name, fallback=None):  # the command line, then the checkpoint, then the default
-        v = getattr(args, name, None)
-        if v is not None:
-            return v
-        if name in old_meta:
-            return old_meta[name]
-        if name in old_cfg:
-            return old_cfg[name]
-        return _CLI_DEFAULTS.get(name, fallback)
-
-    model, kind = pick("model"), pick("data")
-    if model is None or kind is None:
-        parser.error("--model and --data are required (unless --resume finds them in the checkpoint)")
-    betas = tuple(old_cfg.get("betas", (0.5, 0.999)))
-    if args.loss == "wgan-gp":  # Gulrajani et al. (2017): lambda 10, 5 critic steps, Adam(1e-4, (0, 0.9))
-        args.loss, betas = "wasserstein", (0.0, 0.9)
-        for name, value in (("penalty", "gp"), ("n_critic", 5), ("lr_g", 1e-4), ("lr_d", 1e-4), ("norm", "layer")):
-            if getattr(args, name) is None:
-                setattr(args, name, value)
-    elif args.loss == "ns":
-        args.loss = "nonsaturating"
-    chapter10 = {"spectral_norm": bool(pick("spectral_norm", False)), "norm": pick("norm"),
-                 "num_classes": 10 if args.conditional else old_meta.get("num_classes")}
-    if model != "dcgan" and (chapter10["spectral_norm"] or chapter10["norm"] or chapter10["num_classes"]):
-        parser.error("--spectral-norm, --norm and --conditional are options of --model dcgan")
-    if chapter10["num_classes"] and kind == "folder":
-        parser.error("--conditional needs labelled images: --data mnist or synthetic")
-    path = pick("path")
-    if kind == "folder" and not path:
-        parser.error("--data folder needs --path DIR, the folder of images")
-    meta = {"model": model, "data": kind, "path": path,
-            "image_size": pick("image_size", 28), "channels": pick("channels", 3 if kind == "folder" else 1),
-            "latent_dim": pick("latent_dim", _MODEL_DEFAULTS[model]["latent_dim"]),
-            "width": pick("width", _MODEL_DEFAULTS[model]["width"]), "seed": pick("seed"), **chapter10}
-    if args.steps is None and args.epochs is None and args.minutes is None:  # no budget given
-        steps, epochs, minutes = ((old_cfg["steps"], old_cfg["epochs"], old_cfg["minutes"]) if ckpt
-                                  else (1000, None, None))
-    else:
-        steps, epochs, minutes = args.steps, args.epochs, args.minutes
-    device = resolve_device(args.device)  # before loading data: a missing GPU is reported at once
-    rank, world = 0, 1
-    if args.distributed:  # join torchrun's process group first: a missing torchrun is reported at once
-        from ganlib import distributed as _dist
-
-        if "WORLD_SIZE" not in os.environ:
-            raise _CLIError("--distributed runs in the processes that torchrun starts; on one machine with 2 "
-                            "processes: "
-                            + _dist.torchrun_command(["--model", model, "--data", kind, "--out", str(out), "..."]))
-        rank, world, device = _dist.setup(pick("batch_size"), device)
-    elif args.sync_batchnorm:
-        parser.error("--sync-batchnorm needs --distributed")
-    config = TrainConfig(steps=steps, epochs=epochs, minutes=minutes, batch_size=pick("batch_size"),
-                         n_critic=pick("n_critic"), loss=pick("loss"), penalty=pick("penalty"),
-                         penalty_weight=pick("penalty_weight"), lr_g=pick("lr_g"), lr_d=pick("lr_d"), betas=betas,
-                         device=str(device), seed=meta["seed"], out=out, checkpoint_every=pick("checkpoint_every"),
-                         sample_every=pick("sample_every"), amp=args.amp, channels_last=args.channels_last,
-                         compile=args.compile, ema=pick("ema"), num_classes=meta["num_classes"],
-                         distributed=args.distributed, sync_batchnorm=args.sync_batchnorm)
-    seed_everything(config.seed, torch=True)
-    G, D = build_models(meta)
-    from ganlib.data import Batches
-
-    x, y = _load_images(meta)
-    batches = Batches(x, config.batch_size, labels=y if config.num_classes else None, seed=config.seed,
-                      device=device, rank=rank, world_size=world)  # the whole dataset on the device
-    say = print if rank == 0 else (lambda *a, **k: None)  # only rank 0 talks
-    say(f"ganlib train: {model} on {kind} ({x.shape[0]} images of {tuple(x.shape[1:])}), device {device}, "
-        f"{'resuming at step ' + str(ckpt['step']) if ckpt else 'new run'} -> {out}"
-        + (f", {world} processes of {config.batch_size // world} images per step" if args.distributed else ""),
-        file=sys.stderr)
-    try:
-        history = train_gan(G, D, batches, config, resume=bool(ckpt), overwrite=args.overwrite, meta=meta)
-    finally:
-        if args.distributed:
-            _dist.teardown()
-    last = history[-1] if len(history) else {"step": 0}
-    say(f"ganlib train: done at step {last['step']}; checkpoint {out / CHECKPOINT}, history {out / HISTORY}, "
-        f"samples {out / 'samples'}", file=sys.stderr)
-    return 0
+__all__ += ["main_train", "main_sample"]
 
 
 def main_train(argv: list[str]) -> int:
-    """``ganlib train ...`` (see ``ganlib train --help``); returns the exit code.
-
-    0: trained; 1: a problem with the data, device, checkpoint or training (one ``error:`` line
-    on stderr); 2: bad arguments (the usage line and one ``error:`` line); 130: Ctrl-C, after
-    saving the checkpoint.
+    """Deprecated alias of :func:`ganlib.cli.train.main` (``ganlib train``), kept for code that imports it from here.
 
     Examples
     --------
     >>> main_train(["--model", "gan", "--data", "mnist", "--out", "runs/x"])   # 'gan' is no model
     2
     """
-    return _run_cli("train", _parser_train(), _train_body, argv)
+    from ganlib.cli.train import main  # the one import of the command line from the library (see ganlib.cli)
 
-
-def _parser_sample():
-    import argparse
-
-    p = argparse.ArgumentParser(prog="ganlib sample", usage="ganlib sample --checkpoint FILE --out grid.png|samples.npy "
-                                "[--n 64] [options]", description="Draw samples from a trained generator.",
-                                epilog=SAMPLE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="a checkpoint.pt written by ganlib train")
-    p.add_argument("--n", type=_positive(int), default=64, help="how many samples (default 64)")
-    p.add_argument("--out", required=True, help="grid.png (an image grid) or samples.npy (float32 N x C x H x W)")
-    p.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the latent noise (default 0)")
-    p.add_argument("--device", default="auto", type=_device_name, help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument("--ema", action="store_true", help="use the EMA generator (runs trained with --ema)")
-    p.add_argument("--nrow", type=_positive(int), help="images per row of the grid (default: a square; "
-                   "one row per class for a conditional model)")
-    p.add_argument("--label", type=_nonnegative_int, help="conditional models: draw every sample of this class "
-                   "(default: the classes in turn, one row each)")
-    return p
-
-
-def _sample_body(args, parser) -> int:
-    import sys
-
-    out = Path(args.out)
-    if out.suffix.lower() not in (".png", ".npy"):
-        parser.error(f"--out must end in .png (an image grid) or .npy (an array), got {args.out!r}")
-    device = resolve_device(args.device)
-    ckpt = load_checkpoint(args.checkpoint)
-    meta = ckpt["meta"]
-    if not meta.get("model"):
-        raise _CLIError(f"{args.checkpoint} was written by train_gan from Python with your own models; "
-                        "load it with ganlib.train.load_checkpoint and call your generator")
-    state = ckpt["models"]["G_ema"] if args.ema else ckpt["models"]["G"]
-    if state is None:
-        raise _CLIError(f"{args.checkpoint} holds no EMA generator: it was trained without --ema")
-    k = meta.get("num_classes")
-    if args.label is not None and not k:
-        raise _CLIError(f"--label needs a conditional model; {args.checkpoint} was trained without --conditional")
-    if args.label is not None and args.label >= k:
-        raise _CLIError(f"--label must be a class in 0..{k - 1}, got {args.label}")
-    G, _ = build_models(meta)
-    G.load_state_dict(state)
-    G.to(device).eval()
-    z = torch.randn(args.n, ckpt["latent_dim"], generator=torch.Generator().manual_seed(args.seed)).to(device)
-    y = [None] * len(z.split(1024))
-    if k:  # one class (--label), or the classes in turn, one row each
-        per_row = -(-args.n // k)
-        labels = (torch.full((args.n,), args.label) if args.label is not None
-                  else class_rows(k, per_row)[0][0][:args.n])
-        y = labels.to(device).split(1024)
-        args.nrow = args.nrow or (per_row if args.label is None else None)
-    with torch.no_grad():
-        x = torch.cat([G(zb, yb).float().cpu() if k else G(zb).float().cpu()
-                       for zb, yb in zip(z.split(1024), y)]).clamp_(-1, 1)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".npy":
-        np.save(out, x.numpy().astype(np.float32))
-    else:
-        from ganlib.plot import save_image_grid
-
-        save_image_grid(x, out, nrow=args.nrow)
-    print(f"ganlib sample: {args.n} samples of shape {tuple(x.shape[1:])} from step {ckpt['step']} -> {out}",
-          file=sys.stderr)
-    return 0
+    return main(argv)
 
 
 def main_sample(argv: list[str]) -> int:
-    """``ganlib sample ...`` (see ``ganlib sample --help``); returns the exit code (0, 1 or 2 as ``main_train``).
+    """Deprecated alias of :func:`ganlib.cli.sample.main` (``ganlib sample``), kept for code that imports it from here.
 
     Examples
     --------
     >>> main_sample(["--checkpoint", "runs/none/checkpoint.pt", "--out", "grid.jpg"])   # .png or .npy only
     2
     """
-    return _run_cli("sample", _parser_sample(), _sample_body, argv)
+    from ganlib.cli.sample import main
+
+    return main(argv)

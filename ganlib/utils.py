@@ -1,4 +1,4 @@
-"""Small helpers every chapter uses: seeding, device choice, training budgets, progress bars.
+"""Small helpers every chapter uses: seeding, device choice, training budgets, progress bars (chapter 00).
 
 Nothing here imports torch at module level, so NumPy chapters start fast.
 """
@@ -195,3 +195,16 @@ def optional_simd_features() -> list[str]:
         from numpy.core import _multiarray_umath as umath
     found = umath.__cpu_features__
     return [f for f in umath.__cpu_dispatch__ if found.get(f)]
+
+
+def check_n(n: int) -> int:
+    """``n`` as an ``int`` when it is a non-negative integer (a sample count), else ``ValueError``.
+
+    Examples
+    --------
+    >>> check_n(np.int64(3))
+    3
+    """
+    if not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    return int(n)

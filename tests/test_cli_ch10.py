@@ -5,7 +5,9 @@ import os
 import numpy as np
 import pytest
 
-from ganlib.train import CHECKPOINT, load_checkpoint, main_sample, main_train
+from ganlib.cli.sample import main as main_sample
+from ganlib.cli.train import main as main_train
+from ganlib.train import CHECKPOINT, load_checkpoint
 
 FAST = ["--model", "dcgan", "--device", "cpu", "--batch-size", "16", "--width", "4", "--latent-dim", "8",
         "--steps", "2", "--checkpoint-every", "2", "--sample-every", "2"]

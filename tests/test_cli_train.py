@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from ganlib.train import CHECKPOINT, HISTORY, History, load_checkpoint, main_sample, main_train
+from ganlib.cli.sample import main as main_sample
+from ganlib.cli.train import main as main_train
+from ganlib.train import CHECKPOINT, HISTORY, History, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--device", "cpu", "--batch-size", "16", "--width", "8"]

@@ -20,7 +20,8 @@ from torch import nn
 from ganlib import distributed as gdist
 from ganlib.data import Batches
 from ganlib.models import discriminator, generator
-from ganlib.train import CHECKPOINT, HISTORY, History, TrainConfig, load_checkpoint, main_train, train_gan
+from ganlib.cli.train import main as main_train
+from ganlib.train import CHECKPOINT, HISTORY, History, TrainConfig, load_checkpoint, train_gan
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 3  # steps of the distributed run; the resumed runs go on to 2K

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from ganlib import metrics
+from ganlib import classifier, metrics
 
 
 # --------------------------------------------------------------------------- brute-force references
@@ -333,8 +333,8 @@ def run_cli(argv, capsys):
 def tiny_classifier(monkeypatch, tmp_path):
     """Error paths need no accurate classifier: a tiny, quickly trained one in a private cache."""
     monkeypatch.setenv("GANLIB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(metrics, "CLASSIFIER_CONFIG",
-                        {**metrics.CLASSIFIER_CONFIG, "train_size": 512, "epochs": 1, "width": 2, "hidden": 8})
+    monkeypatch.setattr(classifier, "CLASSIFIER_CONFIG",
+                        {**classifier.CLASSIFIER_CONFIG, "train_size": 512, "epochs": 1, "width": 2, "hidden": 8})
 
 
 def save(tmp_path, x, name="samples.npy"):

@@ -1,0 +1,120 @@
+"""``ganlib evaluate``: FID, precision/recall and classifier score of generated digits (chapter 09)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ganlib.checkpoints import build_models, load_checkpoint
+from ganlib.images import load_mnist
+from ganlib.metrics import check_images, evaluate, format_evaluation
+
+
+def _generator_from_checkpoint(path: str, ema: bool):
+    """The generator of a checkpoint written by ``ganlib train`` (rebuilt from its stored ``meta``)."""
+    ckpt = load_checkpoint(path)
+    meta = ckpt.get("meta") or {}
+    if not meta.get("model"):
+        raise ValueError(f"{path} was written by train_gan from Python with your own models: sample them with "
+                         "ganlib.metrics.generate(G, n) and pass the images to ganlib.metrics.evaluate, or save "
+                         "them with np.save and use --samples")
+    if meta.get("channels", 1) != 1:
+        raise ValueError(f"{path} holds a generator of {meta['channels']}-channel images; ganlib evaluate "
+                         "measures single-channel MNIST digits")
+    state = ckpt["models"].get("G_ema") if ema else ckpt["models"]["G"]
+    if state is None:
+        raise ValueError(f"{path} holds no EMA generator: it was trained without --ema")
+    G, _ = build_models(meta)
+    G.load_state_dict(state)
+    return G, int(ckpt["latent_dim"]), int(ckpt.get("step", 0))
+
+
+EVALUATE_EXAMPLES = """examples:
+  ganlib evaluate --checkpoint runs/dcgan/checkpoint.pt --n 10000
+  ganlib evaluate --samples samples.npy --n 5000 --json > scores.json
+
+Samples are compared with n MNIST test digits; the last column repeats the measurement with n
+training digits in place of the samples: the real-vs-real floor at this n. Compare numbers only
+at the same n. Exit code 0, 1 for unusable input (file, shape, range, NaN), 2 for bad arguments.
+"""
+
+
+def main(argv: list[str]) -> int:
+    """``ganlib evaluate (--checkpoint FILE | --samples FILE.npy) [--n 10000] [--json]``; returns the exit code.
+
+    Exit codes: 0 done, 1 unusable input (missing or unreadable file, wrong shape, values outside
+    ``[-1, 1]``, NaN, n larger than the samples or the test set), 2 bad arguments (argparse).
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="ganlib evaluate", epilog=EVALUATE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Evaluate generated MNIST digits against the test set: FID, precision, recall, classifier "
+                    "score and class coverage, next to the real-vs-real floor at the same n. Features come from "
+                    "the course's own MNIST classifier (trained and cached on first use), so FID values are not "
+                    "comparable with published Inception-FID numbers.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", metavar="FILE", help="a checkpoint.pt written by ganlib train")
+    source.add_argument("--samples", metavar="FILE.npy",
+                        help="a NumPy array (N, 1, H, W) or (N, H, W) of images in [-1, 1], from any generator; "
+                             "sizes other than 28x28 are resized to 28x28 (bilinear, antialiased)")
+    parser.add_argument("--ema", action="store_true", help="with --checkpoint: use the EMA generator")
+    parser.add_argument("--n", type=int, default=10_000, help="samples compared on each side (default 10000, "
+                                                              "at most the 10000 test digits)")
+    parser.add_argument("--k", type=int, default=3, help="neighbourhood size of precision/recall (default 3)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random subsets and the latent noise (default 0)")
+    parser.add_argument("--no-floor", action="store_true", help="skip the real-vs-real floor")
+    parser.add_argument("--device", default=None, help="torch device (default: CUDA, then MPS, then CPU)")
+    parser.add_argument("--data", default=None, metavar="DIR", help="folder with the MNIST files "
+                                                                     "(default: $GANLIB_DATA, then the user cache)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    try:
+        args = parser.parse_args(argv)
+        if args.n < 2:
+            parser.error(f"--n must be at least 2, got {args.n}")
+        if not 1 <= args.k < args.n:
+            parser.error(f"--k must be between 1 and n - 1 = {args.n - 1}, got {args.k}")
+        if args.ema and not args.checkpoint:
+            parser.error("--ema goes with --checkpoint")
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
+        return int(exc.code or 0)
+
+    def fail(message: str) -> int:
+        print(f"ganlib evaluate: error: {message}", file=sys.stderr)
+        return 1
+
+    try:
+        n_test = load_mnist("test", root=args.data)[1].shape[0]
+        if args.n > n_test:
+            return fail(f"--n {args.n} is larger than the MNIST test set ({n_test} digits): use --n {n_test} or less")
+        if args.checkpoint:
+            fake, latent_dim, step = _generator_from_checkpoint(args.checkpoint, args.ema)
+            what = f"{args.n} samples of {args.checkpoint} (step {step})"
+        else:
+            path = Path(args.samples)
+            if not path.is_file():
+                return fail(f"no such file: {path}")
+            try:
+                samples = np.load(path, allow_pickle=False)
+            except Exception as exc:  # not an .npy file, truncated, or pickled objects
+                return fail(f"{path} is not a readable NumPy .npy array ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); save samples with "
+                            "np.save(path, x) where x has shape (N, 1, H, W)")
+            if not isinstance(samples, np.ndarray):
+                return fail(f"{path} holds several arrays (.npz): save one array with np.save")
+            fake, latent_dim = check_images(samples, "samples"), None
+            if args.n > fake.shape[0]:
+                return fail(f"--n {args.n} is larger than the number of samples in {path} ({fake.shape[0]})")
+            what = f"{args.n} of the {fake.shape[0]} samples in {path}"
+        result = evaluate(fake, args.n, k=args.k, floor=not args.no_floor, seed=args.seed, device=args.device,
+                          root=args.data, latent_dim=latent_dim)
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError, OSError) as exc:
+        return fail(str(exc))
+    if args.json:
+        print(json.dumps({"source": args.checkpoint or args.samples, **result}, indent=2))
+    else:
+        print(f"{what}\n{format_evaluation(result)}")
+    return 0

@@ -1,0 +1,100 @@
+"""``ganlib grade``: grade exercise notebooks from the command line (chapter 00)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+from ganlib.grading.judge import _sandbox_default, grade_notebook
+from ganlib.grading.questions import GradingError
+from ganlib.grading.report import NotebookReport, format_report, format_summary
+from ganlib.grading.worker import _INSTALL_HINT, sandbox_problem
+
+def collect_notebooks(paths: Sequence[str | Path]) -> list[Path]:
+    """Expand folders into the notebooks they contain (sorted, checkpoints skipped)."""
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(q for q in p.rglob("*.ipynb") if ".ipynb_checkpoints" not in q.parts)
+        else:
+            out.append(p)
+    return out
+
+
+HELP = """\
+Grade exercise notebooks offline: one table per notebook (question, points, status, feedback) and,
+for several notebooks, one summary row per file. Exit code: 0 when every notebook has full marks,
+1 otherwise, 2 when nothing could be graded (unreadable input, or --sandbox unavailable).
+
+Trust model: the grader gives learners feedback; it is not a proctoring tool. It RUNS the code of
+the notebook it grades: every answer cell, and the imports and helpers those cells use (not
+experiments, plots or check cells), in a worker process with time and resource limits (memory,
+CPU time, file size, no new processes) whose results come back as plain JSON. That protects you
+from mistakes, not from malice. To grade work you do not trust, use --sandbox (or set
+GANLIB_GRADE_SANDBOX=1): each worker then runs under bubblewrap (bwrap) with no network, a
+read-only file system except a fresh working directory, an empty home directory and its own
+process namespace. Without bwrap, --sandbox stops with instructions (install it, or the exact
+docker command to grade in a container); it never grades unsandboxed."""
+
+
+def main(argv: Sequence[str]) -> int:
+    """``python -m ganlib grade``: exit 0 when every notebook has full marks, 1 otherwise, 2 on unusable input."""
+    import argparse
+    from concurrent.futures import ThreadPoolExecutor
+
+    parser = argparse.ArgumentParser(prog="python -m ganlib grade", description=HELP,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="+", help="notebooks or folders of notebooks")
+    parser.add_argument("--json", action="store_true", help="print machine-readable results")
+    parser.add_argument("--seed", type=int, default=None, help="seed for the random test inputs")
+    parser.add_argument("--chapter", default=None, help="grade as this chapter (e.g. 01) whatever the metadata says")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--sandbox", dest="sandbox", action="store_true", default=None,
+                       help="run each notebook's code under bubblewrap (default when GANLIB_GRADE_SANDBOX=1)")
+    group.add_argument("--no-sandbox", dest="sandbox", action="store_false",
+                       help="do not sandbox, even when GANLIB_GRADE_SANDBOX=1")
+    parser.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1),
+                        help="notebooks graded at the same time (default: min(4, CPUs))")
+    args = parser.parse_args(argv)
+
+    sandbox = _sandbox_default() if args.sandbox is None else args.sandbox
+    if sandbox:
+        problem = sandbox_problem()
+        if problem:
+            print(f"--sandbox: {problem}.\n{_INSTALL_HINT}", file=sys.stderr)
+            return 2
+    notebooks = collect_notebooks(args.paths)
+    if not notebooks:
+        print("no notebooks found in " + ", ".join(args.paths), file=sys.stderr)
+        return 2
+
+    def grade_one(nb: Path):
+        try:
+            return grade_notebook(nb, seed=args.seed, chapter=args.chapter, sandbox=sandbox)
+        except GradingError as exc:
+            return str(exc)
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        outcomes = list(pool.map(grade_one, notebooks))
+    reports = [o for o in outcomes if isinstance(o, NotebookReport)]
+    failures = {str(nb): o for nb, o in zip(notebooks, outcomes) if isinstance(o, str)}
+    if args.json:
+        print(json.dumps({"notebooks": [r.to_dict() for r in reports],
+                          "not_graded": failures}, indent=2))
+    else:
+        for r in reports:
+            print(format_report(r))
+            print()
+        for path, msg in failures.items():
+            print(f"{path}: not graded: {msg}\n")
+        if len(notebooks) > 1:
+            print(format_summary(reports, failures))
+    if failures and not reports:
+        return 2
+    full = all(math.isclose(r.score, r.total) and r.total > 0 for r in reports)
+    return 0 if full and not failures else 1

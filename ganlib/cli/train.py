@@ -1,0 +1,208 @@
+"""``ganlib train``: train a GAN on images from the command line, with the course's one loop (chapter 07)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ganlib import losses as _losses
+from ganlib.checkpoints import CHECKPOINT, build_models, load_checkpoint
+from ganlib.cli.common import CLIError, device_name, nonnegative_int, positive, run_cli
+from ganlib.train import HISTORY, TrainConfig, resolve_device, train_gan
+from ganlib.utils import seed_everything
+
+
+TRAIN_EXAMPLES = """examples:
+  ganlib train --model mlp --data mnist --out runs/mlp --minutes 3
+  ganlib train --model mlp --data mnist --out runs/mlp --steps 8000 --resume      # continue the same run
+  ganlib train --model dcgan --data mnist --image-size 32 --out runs/dcgan --epochs 5 --amp --channels-last
+  ganlib train --model dcgan --data folder --path photos/ --image-size 64 --channels 3 --out runs/photos
+  ganlib train --model dcgan --data mnist --loss wgan-gp --out runs/wgan-gp --minutes 10
+  ganlib train --model dcgan --data mnist --loss hinge --spectral-norm --conditional --ema 0.999 --lr-d 4e-4 --lr-g 1e-4 --out runs/cond
+  ganlib sample --checkpoint runs/mlp/checkpoint.pt --n 64 --out grid.png
+  torchrun --nproc-per-node 2 -m ganlib train --distributed --model mlp --data mnist --out runs/ddp --steps 2000
+
+OUT receives checkpoint.pt (models, optimisers, RNG states: --resume continues exactly),
+history.jsonl (one JSON line per step) and samples/step_NNNNNN.png (fixed-noise grids).
+MNIST is read from --path, else $GANLIB_DATA, else the user cache, else downloaded.
+With --resume, settings not given on the command line are taken from the checkpoint."""
+
+
+# Built-in defaults of the command line; with --resume the checkpoint's values come first.
+_CLI_DEFAULTS = {"batch_size": 128, "seed": 0, "loss": "nonsaturating", "penalty": None, "penalty_weight": 10.0,
+                 "n_critic": 1, "lr_g": 2e-4, "lr_d": 2e-4, "checkpoint_every": 500, "sample_every": 500,
+                 "ema": None}
+_MODEL_DEFAULTS = {"mlp": {"latent_dim": 64, "width": 256}, "dcgan": {"latent_dim": 100, "width": 64}}
+
+
+def _parser_train():
+    import argparse
+
+    p = argparse.ArgumentParser(prog="ganlib train", usage="ganlib train --model mlp|dcgan --data mnist|folder|synthetic "
+                                "--out DIR [--steps N | --epochs E | --minutes M] [options]", description="Train a GAN on images with ganlib's one training loop.",
+                                epilog=TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=("mlp", "dcgan"), help="fully connected (chapter 07) or DCGAN (chapter 08)")
+    p.add_argument("--data", choices=("mnist", "folder", "synthetic"), help="the real images")
+    p.add_argument("--path", help="folder of images (--data folder), or of the MNIST files")
+    p.add_argument("--out", required=True, help="output folder")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=positive(int), help="total generator steps (default 1000)")
+    budget.add_argument("--epochs", type=positive(float), help="passes over the data (fractions allowed)")
+    budget.add_argument("--minutes", type=positive(float), help="wall-clock budget of this run (fractions allowed)")
+    p.add_argument("--batch-size", type=positive(int), help="default 128")
+    p.add_argument("--seed", type=nonnegative_int, help="default 0")
+    p.add_argument("--device", default="auto", type=device_name, help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
+    p.add_argument("--overwrite", action="store_true", help="start afresh in an OUT that holds a checkpoint")
+    p.add_argument("--loss", choices=sorted(_losses.LOSSES) + ["ns", "wgan-gp"],
+                   help="default nonsaturating (ns); wgan-gp is wasserstein with --penalty gp, and unless given: "
+                   "--n-critic 5, --lr-g/--lr-d 1e-4, Adam betas (0, 0.9), --norm layer")
+    p.add_argument("--penalty", choices=("gp", "r1"), help="WGAN-GP or R1 gradient penalty")
+    p.add_argument("--penalty-weight", type=positive(float), help="lambda or gamma (default 10)")
+    p.add_argument("--n-critic", type=positive(int), help="D steps per G step (default 1)")
+    p.add_argument("--lr-g", type=positive(float), help="default 2e-4")
+    p.add_argument("--lr-d", type=positive(float), help="default 2e-4")
+    p.add_argument("--image-size", type=int, choices=(28, 32, 64), help="default 28")
+    p.add_argument("--channels", type=int, choices=(1, 3), help="default 1 (3 for --data folder)")
+    p.add_argument("--latent-dim", type=positive(int), help="default 64 (mlp) or 100 (dcgan)")
+    p.add_argument("--width", type=positive(int), help="hidden width: default 256 (mlp) or 64 (dcgan: ngf = ndf)")
+    p.add_argument("--checkpoint-every", type=positive(int), help="steps between checkpoints (default 500)")
+    p.add_argument("--sample-every", type=positive(int), help="steps between sample grids (default 500)")
+    p.add_argument("--amp", nargs="?", const="bf16", choices=("bf16", "fp16"),
+                   help="mixed precision: bf16 (default when given; CPU or CUDA) or fp16 (CUDA)")
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory layout")
+    p.add_argument("--compile", action="store_true", help="torch.compile the models (eager fallback)")
+    p.add_argument("--ema", type=float, help="keep an EMA of G's weights with this decay, e.g. 0.999")
+    p.add_argument("--distributed", action="store_true", help="data-parallel over the processes torchrun starts: "
+                   "torchrun --nproc-per-node 2 -m ganlib train --distributed ... (--batch-size is the global batch)")
+    p.add_argument("--sync-batchnorm", action="store_true", help="with --distributed on GPUs: SyncBatchNorm")
+    p.add_argument("--spectral-norm", action="store_true", default=None,
+                   help="spectrally normalise D's layers (dcgan; D then has no BatchNorm unless --norm batch)")
+    p.add_argument("--norm", choices=("batch", "layer", "instance", "none"),
+                   help="D's normalisation (dcgan): default batch, none with --spectral-norm, layer with wgan-gp")
+    p.add_argument("--conditional", action="store_true", default=None,
+                   help="class-conditional G(z, y) and projection D(x, y) (dcgan on mnist or synthetic)")
+    return p
+
+
+def _load_images(meta: dict):
+    from ganlib import images
+
+    kind, size, channels, path = meta["data"], meta["image_size"], meta["channels"], meta.get("path")
+    if kind == "mnist":
+        if channels != 1:
+            raise CLIError("MNIST digits are grey: use --channels 1")
+        return images.mnist_images("train", root=path, size=size)
+    if kind == "folder":
+        return images.image_folder(path, size=size, channels=channels), None
+    return images.synthetic_images(2048, size=size, channels=channels, seed=meta["seed"])
+
+
+def _train_body(args, parser) -> int:
+    import sys
+
+    out = Path(args.out)
+    ckpt = None
+    if args.resume:
+        if not (out / CHECKPOINT).is_file():
+            raise CLIError(f"--resume: there is no checkpoint in {out} (expected {out / CHECKPOINT})")
+        ckpt = load_checkpoint(out / CHECKPOINT)
+        if not ckpt["meta"].get("model"):
+            raise CLIError(f"{out / CHECKPOINT} was not written by ganlib train; resume it from Python with "
+                            "train_gan(..., resume=path)")
+    old_meta, old_cfg = (ckpt["meta"], ckpt["config"]) if ckpt else ({}, {})
+
+    def pick(name, fallback=None):  # the command line, then the checkpoint, then the default
+        v = getattr(args, name, None)
+        if v is not None:
+            return v
+        if name in old_meta:
+            return old_meta[name]
+        if name in old_cfg:
+            return old_cfg[name]
+        return _CLI_DEFAULTS.get(name, fallback)
+
+    model, kind = pick("model"), pick("data")
+    if model is None or kind is None:
+        parser.error("--model and --data are required (unless --resume finds them in the checkpoint)")
+    betas = tuple(old_cfg.get("betas", (0.5, 0.999)))
+    if args.loss == "wgan-gp":  # Gulrajani et al. (2017): lambda 10, 5 critic steps, Adam(1e-4, (0, 0.9))
+        args.loss, betas = "wasserstein", (0.0, 0.9)
+        for name, value in (("penalty", "gp"), ("n_critic", 5), ("lr_g", 1e-4), ("lr_d", 1e-4), ("norm", "layer")):
+            if getattr(args, name) is None:
+                setattr(args, name, value)
+    elif args.loss == "ns":
+        args.loss = "nonsaturating"
+    chapter10 = {"spectral_norm": bool(pick("spectral_norm", False)), "norm": pick("norm"),
+                 "num_classes": 10 if args.conditional else old_meta.get("num_classes")}
+    if model != "dcgan" and (chapter10["spectral_norm"] or chapter10["norm"] or chapter10["num_classes"]):
+        parser.error("--spectral-norm, --norm and --conditional are options of --model dcgan")
+    if chapter10["num_classes"] and kind == "folder":
+        parser.error("--conditional needs labelled images: --data mnist or synthetic")
+    path = pick("path")
+    if kind == "folder" and not path:
+        parser.error("--data folder needs --path DIR, the folder of images")
+    meta = {"model": model, "data": kind, "path": path,
+            "image_size": pick("image_size", 28), "channels": pick("channels", 3 if kind == "folder" else 1),
+            "latent_dim": pick("latent_dim", _MODEL_DEFAULTS[model]["latent_dim"]),
+            "width": pick("width", _MODEL_DEFAULTS[model]["width"]), "seed": pick("seed"), **chapter10}
+    if args.steps is None and args.epochs is None and args.minutes is None:  # no budget given
+        steps, epochs, minutes = ((old_cfg["steps"], old_cfg["epochs"], old_cfg["minutes"]) if ckpt
+                                  else (1000, None, None))
+    else:
+        steps, epochs, minutes = args.steps, args.epochs, args.minutes
+    device = resolve_device(args.device)  # before loading data: a missing GPU is reported at once
+    rank, world = 0, 1
+    if args.distributed:  # join torchrun's process group first: a missing torchrun is reported at once
+        from ganlib import distributed as _dist
+
+        if "WORLD_SIZE" not in os.environ:
+            raise CLIError("--distributed runs in the processes that torchrun starts; on one machine with 2 "
+                            "processes: "
+                            + _dist.torchrun_command(["--model", model, "--data", kind, "--out", str(out), "..."]))
+        rank, world, device = _dist.setup(pick("batch_size"), device)
+    elif args.sync_batchnorm:
+        parser.error("--sync-batchnorm needs --distributed")
+    config = TrainConfig(steps=steps, epochs=epochs, minutes=minutes, batch_size=pick("batch_size"),
+                         n_critic=pick("n_critic"), loss=pick("loss"), penalty=pick("penalty"),
+                         penalty_weight=pick("penalty_weight"), lr_g=pick("lr_g"), lr_d=pick("lr_d"), betas=betas,
+                         device=str(device), seed=meta["seed"], out=out, checkpoint_every=pick("checkpoint_every"),
+                         sample_every=pick("sample_every"), amp=args.amp, channels_last=args.channels_last,
+                         compile=args.compile, ema=pick("ema"), num_classes=meta["num_classes"],
+                         distributed=args.distributed, sync_batchnorm=args.sync_batchnorm)
+    seed_everything(config.seed, torch=True)
+    G, D = build_models(meta)
+    from ganlib.images import Batches
+
+    x, y = _load_images(meta)
+    batches = Batches(x, config.batch_size, labels=y if config.num_classes else None, seed=config.seed,
+                      device=device, rank=rank, world_size=world)  # the whole dataset on the device
+    say = print if rank == 0 else (lambda *a, **k: None)  # only rank 0 talks
+    say(f"ganlib train: {model} on {kind} ({x.shape[0]} images of {tuple(x.shape[1:])}), device {device}, "
+        f"{'resuming at step ' + str(ckpt['step']) if ckpt else 'new run'} -> {out}"
+        + (f", {world} processes of {config.batch_size // world} images per step" if args.distributed else ""),
+        file=sys.stderr)
+    try:
+        history = train_gan(G, D, batches, config, resume=bool(ckpt), overwrite=args.overwrite, meta=meta)
+    finally:
+        if args.distributed:
+            _dist.teardown()
+    last = history[-1] if len(history) else {"step": 0}
+    say(f"ganlib train: done at step {last['step']}; checkpoint {out / CHECKPOINT}, history {out / HISTORY}, "
+        f"samples {out / 'samples'}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """``ganlib train ...`` (see ``ganlib train --help``); returns the exit code.
+
+    0: trained; 1: a problem with the data, device, checkpoint or training (one ``error:`` line
+    on stderr); 2: bad arguments (the usage line and one ``error:`` line); 130: Ctrl-C, after
+    saving the checkpoint.
+
+    Examples
+    --------
+    >>> main(["--model", "gan", "--data", "mnist", "--out", "runs/x"])   # 'gan' is no model
+    2
+    """
+    return run_cli("train", _parser_train(), _train_body, argv)

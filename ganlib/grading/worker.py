@@ -1,0 +1,402 @@
+"""The worker process that runs a learner's code, its resource limits and its sandbox (chapter 00).
+
+The grading process starts one worker per notebook (:class:`_Worker`): a fresh Python
+(``python -c "from ganlib.grading.worker import _worker_main; _worker_main()"``) that reads a
+job as JSON on stdin, executes the plan's cells under :class:`Limits` (memory, CPU time, file
+size, no new processes) and answers the questions, writing JSON lines on stdout. The parent
+validates every line and never unpickles anything. With ``sandbox=True`` the worker runs
+under bubblewrap (:func:`sandbox_problem` says why it cannot): no network, a read-only file
+system except a fresh working directory, an empty home directory and its own PID namespace.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import linecache
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import traceback
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ganlib.grading import questions as _questions
+from ganlib.grading.questions import (Question, _alarm, _is_learner_file, _Timeout, describe_exception, one_line,
+                                      questions_for)
+
+SANDBOX_ENV = "GANLIB_GRADE_SANDBOX"
+_WORKER_ENV = "GANLIB_GRADING_WORKER"
+
+# --------------------------------------------------------------------------- limits and the worker process
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of every grading worker (POSIX; not enforced on Windows).
+
+    Attributes
+    ----------
+    memory_mb : address space (RLIMIT_AS), in MB
+    cpu_s : CPU seconds for the whole worker (RLIMIT_CPU)
+    file_mb : largest file the worker may write (RLIMIT_FSIZE), in MB
+    processes : the worker may not start processes; for a non-root user RLIMIT_NPROC also
+        caps the user's tasks at the count when the answers start running plus this number
+    """
+
+    memory_mb: float = 3072
+    cpu_s: float = 300
+    file_mb: float = 64
+    processes: int = 16
+
+
+def _worker_main() -> None:  # pragma: no cover - runs in the worker process (covered through grade_notebook)
+    """The worker: read a job (JSON) on stdin, run the plan, answer the questions, write JSON lines on stdout."""
+    sys.path[:] = [p for p in sys.path if p not in ("", ".", os.getcwd())]
+    proto = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+
+    def send(**event):
+        proto.write(json.dumps(event) + "\n")
+        proto.flush()
+
+    job = json.loads(sys.stdin.read())
+    os.dup2(devnull, 0)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    questions = {q.key: q for q in questions_for(job["chapter"])}
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+    limits = Limits(**job["limits"])
+    _questions.memory_limit_mb = limits.memory_mb  # so messages can name the limit
+    _apply_limits(limits)
+    send(e="ready")
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+
+    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+    failed: dict[str, str] = {}
+    skip = set(job["skip_steps"])
+    for i, step in enumerate(job["steps"]):
+        if i in skip:
+            continue
+        send(e="step", i=i)
+        status, message = _run_step(step, namespace, job["load_timeout"])
+        if status != "ok":
+            for name in step["binds"]:
+                failed.setdefault(name, step["label"])
+        send(e="step_done", i=i, status=status, message=message)
+    needed = {n for q in questions.values() for n in q.needs}
+    defined = sorted(n for n in needed if n in namespace)
+    send(e="loaded", defined=defined)
+    for key in job["questions"]:
+        q = questions[key]
+        if not all(n in namespace for n in q.needs):
+            continue
+        send(e="q", key=key)
+        rng = np.random.default_rng([job["seed"], zlib.crc32(key.encode())])
+        limit = job["timeouts"][key]
+        q = Question(q.key, q.title, q.points, q.needs, q.test, limit)
+        with _alarm(limit):
+            result = q.evaluate(*[namespace[n] for n in q.needs], rng=rng)
+        feedback = result.feedback
+        m = re.search(r"NameError: name '(\w+)' is not defined", feedback)
+        if m and m.group(1) in failed:
+            feedback = f"`{m.group(1)}` is not defined because {failed[m.group(1)]} failed to load; " + feedback
+        send(e="result", key=key, status=result.status, feedback=one_line(feedback))
+    send(e="end")
+    proto.flush()
+    os._exit(0)
+
+
+def _run_step(step: dict, namespace: dict, limit: float) -> tuple[str, str]:  # pragma: no cover - worker side
+    filename = f"<{step['label']}>"
+    source = step["source"]
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    tree = ast.parse(source, filename=filename)
+    if step["keep"] is not None:
+        tree = ast.Module(body=[tree.body[j] for j in step["keep"]], type_ignores=[])
+    try:
+        with _alarm(limit):
+            exec(compile(tree, filename, "exec"), namespace)
+    except _Timeout:
+        return "timeout", ""
+    except NotImplementedError as exc:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_learner_file(f.filename)]
+        if step["stub"] and frames and frames[-1].name == "<module>":
+            return "stub", ""
+        return "error", describe_exception(exc)
+    except MemoryError as exc:
+        return "memory", describe_exception(exc)
+    except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt... from learner code
+        return "error", describe_exception(exc)
+    return "ok", ""
+
+
+def _apply_limits(limits: Limits) -> None:  # pragma: no cover - worker side
+    try:
+        import resource
+    except ImportError:  # Windows
+        return
+    mb = 1024 * 1024
+
+    def cap(which, value):
+        try:
+            resource.setrlimit(which, (int(value), int(value)))
+        except (ValueError, OSError):
+            pass
+
+    cap(resource.RLIMIT_AS, limits.memory_mb * mb)
+    try:
+        resource.setrlimit(resource.RLIMIT_CPU, (int(limits.cpu_s), int(limits.cpu_s) + 5))
+    except (ValueError, OSError):
+        pass
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too large write fails with EFBIG instead of killing
+    cap(resource.RLIMIT_FSIZE, limits.file_mb * mb)
+    tasks = _user_tasks()
+    if hasattr(resource, "RLIMIT_NPROC") and os.geteuid() != 0 and tasks:
+        cap(resource.RLIMIT_NPROC, tasks + limits.processes)
+    _block_processes()
+
+
+def _user_tasks() -> int:  # pragma: no cover - worker side
+    """Tasks (processes and threads) of this user now, from /proc; 0 where there is no /proc."""
+    uid, count = os.getuid(), 0
+    if not os.path.isdir("/proc/self/task"):
+        return 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    count += len(os.listdir(f"/proc/{entry}/task"))
+            except OSError:
+                continue
+    return max(count, 1)
+
+
+def _block_processes() -> None:  # pragma: no cover - worker side
+    def refuse(*args, **kwargs):
+        raise PermissionError("starting a process is not allowed while grading")
+
+    for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system", "popen", "execv", "execve",
+                 "execvp", "execvpe", "execl", "execle", "execlp", "execlpe", "spawnv", "spawnve"):
+        if hasattr(os, name):
+            setattr(os, name, refuse)
+    try:
+        import _posixsubprocess
+
+        _posixsubprocess.fork_exec = refuse
+    except ImportError:
+        pass
+
+
+# --------------------------------------------------------------------------- the sandbox
+
+_INSTALL_HINT = """\
+Install bubblewrap: `sudo apt-get install bubblewrap` (Debian, Ubuntu), `sudo dnf install bubblewrap` (Fedora),
+`sudo pacman -S bubblewrap` (Arch). It needs unprivileged user namespaces (on Ubuntu 24.04 and later, an
+AppArmor profile that allows bwrap; elsewhere `sysctl kernel.unprivileged_userns_clone=1`). bubblewrap does
+not exist on macOS or Windows: there, grade in a container without network and with a read-only file system.
+Build the image once (from the course folder):
+  docker build -t ganlib-grader -f - . <<'EOF'
+  FROM python:3.11-slim
+  COPY pyproject.toml README.md LICENSE /src/
+  COPY ganlib /src/ganlib
+  RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu "torch>=2.1,<3" && pip install --no-cache-dir /src
+  EOF
+then grade a folder of submissions with:
+  docker run --rm --network none --read-only --tmpfs /tmp --memory 4g --pids-limit 256 --user 65534:65534 -e HOME=/tmp -e MPLCONFIGDIR=/tmp -v "$PWD/submissions":/submissions:ro ganlib-grader python -m ganlib grade --json /submissions > grades.json
+Nothing was graded: with --sandbox the grader never runs a submission unsandboxed."""
+
+_sandbox_checked: dict[str, str] = {}
+
+
+def sandbox_problem() -> str:
+    """Why the sandbox cannot be used here ("" when bubblewrap works). Probed once per process."""
+    bwrap = shutil.which("bwrap")
+    if not bwrap:
+        return "bubblewrap (`bwrap`) is not installed or not on PATH"
+    if bwrap not in _sandbox_checked:
+        try:
+            probe = subprocess.run([bwrap, *_bwrap_base(), "--", "true"], capture_output=True, text=True, timeout=30)
+            _sandbox_checked[bwrap] = "" if probe.returncode == 0 else (
+                f"`bwrap` is installed but does not work here: {one_line(probe.stderr or probe.stdout, 200)}")
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            _sandbox_checked[bwrap] = f"`bwrap` is installed but does not work here: {exc}"
+    return _sandbox_checked[bwrap]
+
+
+def _bwrap_base() -> list[str]:
+    return ["--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/", "/",
+            "--dev", "/dev", "--proc", "/proc"]
+
+
+def _sandbox_command(workdir: str, inner: list[str], env: dict[str, str]) -> list[str]:
+    """bubblewrap around ``inner``: no network, read-only root, empty home, fresh workdir, own PID namespace."""
+    home = os.path.realpath(os.path.expanduser("~"))
+    hidden = [p for p in ("/tmp", "/var/tmp", "/run", "/dev/shm", home) if p not in ("/",) and os.path.isdir(p)]
+    args = [shutil.which("bwrap") or "bwrap", *_bwrap_base()]
+    for p in hidden:
+        args += ["--tmpfs", p]
+    # the Python installation and its import path stay visible even when they live under a hidden folder
+    keep = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
+                                          os.path.dirname(os.path.realpath(sys.executable)),
+                                          os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),  # holds ganlib/
+                                          *[p for p in sys.path if p])}
+    for p in sorted(keep):
+        if os.path.exists(p) and any(p.startswith(h + os.sep) for h in hidden):
+            args += ["--ro-bind", p, p]
+    inside = "/tmp/grading"
+    args += ["--bind", workdir, inside]
+    for p in hidden:
+        args += ["--remount-ro", p]
+    args += ["--chdir", inside, "--clearenv"]
+    for k, v in {**env, "HOME": inside, "TMPDIR": inside}.items():
+        args += ["--setenv", k, v]
+    return args + ["--", *inner]
+
+
+# --------------------------------------------------------------------------- the parent side
+
+
+class _WorkerFailed(Exception):
+    """The worker stopped (killed, crashed, timed out, or broke the protocol) during ``activity``."""
+
+    def __init__(self, activity: tuple[str, Any], why: str):
+        super().__init__(why)
+        self.activity, self.why = activity, why
+
+
+_EVENT_KEYS = {
+    "ready": set(), "step": {"i"}, "step_done": {"i", "status", "message"}, "loaded": {"defined"},
+    "q": {"key"}, "result": {"key", "status", "feedback"}, "end": set(),
+}
+_STEP_STATUSES = ("ok", "error", "stub", "timeout", "memory")
+_MAX_LINE, _MAX_OUTPUT = 64 * 1024, 4 * 1024 * 1024
+
+
+class _Worker:
+    """One worker process and its JSON-lines channel; never unpickles anything."""
+
+    def __init__(self, job: dict, sandbox: bool, workdir: str, startup_timeout: float):
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p and os.path.isdir(p)),
+            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONSAFEPATH": "1", "MPLBACKEND": "Agg",
+            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+            _WORKER_ENV: "1", "LANG": "C.UTF-8", "MPLCONFIGDIR": workdir, "HOME": workdir,
+        }
+        if "GANLIB_SMOKE" in os.environ:
+            env["GANLIB_SMOKE"] = os.environ["GANLIB_SMOKE"]
+        inner = [sys.executable, "-c", "from ganlib.grading.worker import _worker_main; _worker_main()"]
+        cmd = _sandbox_command(workdir, inner, env) if sandbox else inner
+        self.stderr = tempfile.TemporaryFile()
+        kwargs: dict[str, Any] = {}
+        if os.name == "posix":
+            kwargs["start_new_session"] = True
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+                                     cwd=workdir, env=env, **kwargs)
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._send_job, args=(json.dumps(job).encode(),), daemon=True).start()
+        self.startup_timeout = startup_timeout
+
+    def _send_job(self, data: bytes) -> None:
+        # in a thread: a worker that never reads its job must not block the grader (pipes hold only 64 KB)
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.close()
+        except OSError:
+            pass
+
+    def wait_ready(self) -> None:
+        self.expect("ready", ("startup", None), self.startup_timeout)
+
+    def _read(self) -> None:
+        total = 0
+        while True:
+            line = self.proc.stdout.readline(_MAX_LINE + 1)
+            total += len(line)
+            if not line:
+                self.lines.put(None)
+                return
+            if len(line) > _MAX_LINE or total > _MAX_OUTPUT:
+                self.lines.put("flood")
+                return
+            self.lines.put(line)
+
+    def next_event(self, activity: tuple[str, Any], timeout: float) -> dict:
+        try:
+            line = self.lines.get(timeout=max(timeout, 0.01))
+        except queue.Empty:
+            self.kill()
+            raise _WorkerFailed(activity, "timeout") from None
+        if line is None:
+            raise _WorkerFailed(activity, self._death())
+        if line == "flood":
+            self.kill()
+            raise _WorkerFailed(activity, "protocol")
+        try:
+            event = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            self.kill()
+            raise _WorkerFailed(activity, "protocol") from None
+        if (not isinstance(event, dict) or event.get("e") not in _EVENT_KEYS
+                or set(event) != _EVENT_KEYS[event["e"]] | {"e"}):
+            self.kill()
+            raise _WorkerFailed(activity, "protocol")
+        return event
+
+    def expect(self, kind: str, activity: tuple[str, Any], timeout: float) -> dict:
+        event = self.next_event(activity, timeout)
+        if event["e"] != kind:
+            self.kill()
+            raise _WorkerFailed(activity, "protocol")
+        return event
+
+    def _death(self) -> str:
+        try:
+            code = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return "crash"
+        if os.name == "posix" and code in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
+            return "cpu"
+        if os.name == "posix" and code in (-signal.SIGXFSZ, 128 + signal.SIGXFSZ):
+            return "file"
+        return "crash"
+
+    def startup_error(self) -> str:
+        try:
+            self.stderr.seek(0)
+            text = self.stderr.read().decode("utf-8", "replace").strip().splitlines()
+        except OSError:
+            text = []
+        return one_line(text[-1], 300) if text else "no error message"
+
+    def kill(self) -> None:
+        if self.proc.poll() is None or os.name == "posix":
+            try:
+                if os.name == "posix":
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                else:  # pragma: no cover - Windows
+                    self.proc.kill()
+            except (ProcessLookupError, PermissionError, OSError):
+                pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            pass
+        for stream in (self.proc.stdout, self.stderr):
+            try:
+                stream.close()
+            except OSError:
+                pass

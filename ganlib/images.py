@@ -229,7 +229,7 @@ def _download(name: str, folder: Path, *, timeout: float, retries: int) -> list[
 
 def _fetch(url: str, dest: Path, md5: str, size: int, timeout: float) -> None:
     """Stream ``url`` into a temporary file beside ``dest``, check length and md5, then rename."""
-    from tqdm.auto import tqdm
+    from ganlib.utils import progress_bar as tqdm  # not tqdm.auto: it warns in a notebook without ipywidgets
 
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:

@@ -60,8 +60,81 @@ def budget(full: int, smoke: int) -> int:
     return smoke if is_smoke() else full
 
 
+def quiet() -> bool:
+    """True when progress output should stay off: ``GANLIB_SMOKE=1`` or ``CI`` set to 1/true/yes/on.
+
+    Examples
+    --------
+    >>> from unittest import mock
+    >>> with mock.patch.dict("os.environ", {"GANLIB_SMOKE": "0", "CI": "true"}):
+    ...     quiet()
+    True
+    """
+    return is_smoke() or os.environ.get("CI", "").strip().lower() in _TRUE
+
+
+def _in_jupyter_kernel() -> bool:
+    """True inside a Jupyter kernel (IPython's kernel app), False in a terminal, a script or plain IPython."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    try:
+        shell = ipython.get_ipython()
+    except Exception:  # pragma: no cover - a broken or partial IPython
+        return False
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+def _bar_class():
+    """The tqdm class to draw with: a widget inside a Jupyter kernel that has ipywidgets, else the text bar.
+
+    Never ``tqdm.auto``: without ipywidgets it warns (``TqdmWarning: IProgress not found``) in the
+    learner's notebook. Without ipywidgets the text bar is used, silently.
+    """
+    if _in_jupyter_kernel():
+        try:
+            import ipywidgets  # noqa: F401  (the widget bar needs it; the course extras install it)
+            from tqdm.notebook import IProgress, tqdm as widget_bar
+        except ImportError:
+            pass
+        else:
+            if IProgress is not None:
+                return widget_bar
+    from tqdm.std import tqdm as text_bar
+
+    return text_bar
+
+
+def progress_bar(**kwargs):
+    """A manual tqdm bar (``bar.update(n)``), silent under ``GANLIB_SMOKE=1`` or ``CI``; see :func:`progress`.
+
+    Examples
+    --------
+    >>> with progress_bar(total=3, disable=True) as bar:
+    ...     bar.update(3)
+    """
+    kwargs.setdefault("disable", quiet())
+    if kwargs["disable"]:
+        from tqdm.std import tqdm as text_bar  # a silent bar: no widget, no warning
+
+        return text_bar(**kwargs)
+    return _bar_class()(**kwargs)
+
+
 def progress(iterable: Iterable[T], **kwargs) -> Iterator[T]:
-    """Wrap a loop in a tqdm progress bar, silent under ``GANLIB_SMOKE=1`` or ``CI``.
+    """Wrap a loop in a progress bar, silent under ``GANLIB_SMOKE=1`` or ``CI``.
+
+    In a Jupyter kernel with ipywidgets installed (the course's set-up) the bar is a widget;
+    elsewhere, or without ipywidgets, it is tqdm's text bar on stderr, without a warning. A
+    silent bar imports nothing: the items pass through unchanged.
+
+    Parameters
+    ----------
+    iterable : iterable
+        The loop's items.
+    **kwargs
+        tqdm's options (``desc``, ``total``, ``unit``...); ``disable=True`` or ``False`` overrides
+        the environment.
 
     Examples
     --------
@@ -70,11 +143,10 @@ def progress(iterable: Iterable[T], **kwargs) -> Iterator[T]:
     ...     [step for step in progress(range(3), desc="train")]
     [0, 1, 2]
     """
-    from tqdm.auto import tqdm
-
-    quiet = is_smoke() or os.environ.get("CI", "").strip().lower() in _TRUE
-    kwargs.setdefault("disable", quiet)
-    return iter(tqdm(iterable, **kwargs))
+    disable = kwargs.pop("disable", quiet())
+    if disable:
+        return iter(iterable)
+    return iter(_bar_class()(iterable, disable=disable, **kwargs))
 
 
 def seed_everything(seed: int, *, torch: bool | None = None) -> np.random.Generator:

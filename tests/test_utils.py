@@ -127,3 +127,52 @@ def test_import_ganlib_is_light():
     code = "import sys, ganlib, ganlib.games, ganlib.grading; print('torch' in sys.modules, 'matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_a_silent_progress_bar_imports_no_tqdm():
+    """Bars off (smoke mode, CI, or disable=True): the items pass through and tqdm is not even imported."""
+    code = ("import os, sys, ganlib.utils as u\n"
+            "os.environ['GANLIB_SMOKE'] = '1'; a = list(u.progress(range(3)))\n"
+            "os.environ['GANLIB_SMOKE'] = '0'; os.environ['CI'] = 'true'; b = list(u.progress(range(3)))\n"
+            "os.environ['CI'] = '0'; c = list(u.progress(range(3), disable=True))\n"
+            "print(a == b == c == [0, 1, 2], any(m.startswith('tqdm') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"] and out.stderr == ""
+
+
+def test_outside_a_kernel_the_bar_is_tqdms_text_bar():
+    from tqdm.std import tqdm
+
+    assert utils._bar_class() is tqdm and not utils._in_jupyter_kernel()
+
+
+def _run_in_kernel(sources: list[str]) -> list[dict]:
+    """Execute code cells in a real IPython kernel (this Python), with bars switched on; the cells' outputs."""
+    nbclient = pytest.importorskip("nbclient")
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    setup = "import os\nos.environ.pop('GANLIB_SMOKE', None)\nos.environ.pop('CI', None)"
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in (setup, *sources)]
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    return [out for cell in nb.cells[1:] for out in cell.outputs]
+
+
+def test_in_a_kernel_without_ipywidgets_the_bar_is_plain_text_and_nothing_warns():
+    block = "import sys\nsys.modules['ipywidgets'] = None  # as if ipywidgets were not installed"
+    # first the reviewer's symptom, to show that this set-up reproduces it: tqdm.auto warns
+    outs = _run_in_kernel([block, "from tqdm.auto import tqdm\nfor _ in tqdm(range(3)): pass"])
+    assert "IProgress not found" in "".join(o.get("text", "") for o in outs)
+    # ganlib's bar: the text bar on stderr, no warning, no widget
+    outs = _run_in_kernel([block, "from ganlib.utils import progress\nprint(sum(progress(range(3), desc='steps')))"])
+    text = "".join(o.get("text", "") for o in outs)
+    assert "TqdmWarning" not in text and "IProgress" not in text and "Error" not in text, text
+    assert "steps: 100%" in text and "3/3" in text and "3\n" in text
+    assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outs)
+
+
+def test_in_a_kernel_with_ipywidgets_the_bar_is_a_widget():
+    pytest.importorskip("ipywidgets")
+    outs = _run_in_kernel(["from ganlib.utils import progress\nprint(sum(progress(range(3), desc='steps')))"])
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outs), outs
+    assert not [o for o in outs if o.get("name") == "stderr"], outs  # no text bar, no warning

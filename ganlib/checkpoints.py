@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -88,22 +89,72 @@ def save_checkpoint(path: str | os.PathLike, obj: dict) -> Path:
     return path
 
 
+def _unreadable(path: Path, error: Exception) -> str:
+    """Why ``torch.load`` could not read ``path``, judged from the file's bytes, and what to do (never torch's advice)."""
+    import zipfile
+
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(4)
+    redo = ("copy it again from where it came from, or start a new run: ganlib train ... --overwrite "
+            "(or train_gan(..., overwrite=True))")
+    if size == 0:
+        return f"{path} is empty (0 bytes): the file was truncated. {redo[0].upper()}{redo[1:]}"
+    if head == b"PK\x03\x04" and not zipfile.is_zipfile(path):  # a zip file's start without its end
+        return (f"{path} is truncated ({size:,} bytes, its end is missing): it was cut off while being copied or "
+                f"downloaded, or the disk filled up (ganlib writes checkpoints atomically, so training never leaves "
+                f"half a file). {redo[0].upper()}{redo[1:]}")
+    unsafe = next((ln.split("Unsupported global:", 1)[1].split(" was not", 1)[0].strip()
+                   for ln in str(error).splitlines() if "Unsupported global:" in ln), None)
+    if unsafe:
+        return (f"{path} is not a ganlib checkpoint: it holds Python objects ({unsafe.replace('GLOBAL ', '')}) "
+                "that a ganlib checkpoint never holds, and ganlib does not run code from files. Pass the "
+                "checkpoint.pt of a run folder written by ganlib train or train_gan(..., TrainConfig(out=...))")
+    if head == b"PK\x03\x04":
+        return (f"{path} is damaged: it is a complete archive, but its contents cannot be read. {redo[0].upper()}"
+                f"{redo[1:]}")
+    return (f"{path} is not a ganlib checkpoint (a checkpoint is a zip archive written by torch.save; this file is "
+            "not one). Pass the checkpoint.pt of a run folder written by ganlib train or "
+            "train_gan(..., TrainConfig(out=...))")
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Read a checkpoint written by :func:`train_gan` (``weights_only``: no arbitrary code runs).
 
     Keys: ``step``, ``time``, ``config`` (a dict), ``latent_dim``, ``meta`` (how the command line
     built the models, or ``{}``), ``models`` (``G``, ``D`` and ``G_ema`` state dicts),
     ``optimizers``, ``scalers``, ``rng``, ``fixed_noise``, ``ganlib_version``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path`` (a run folder names its ``checkpoint.pt``).
+    ValueError
+        The file is empty or truncated, damaged, or not a ganlib checkpoint; the message says
+        which, and what to do.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), CHECKPOINT)
+    >>> _ = open(path, "wb").write(b"not a checkpoint")
+    >>> load_checkpoint(path)
+    Traceback (most recent call last):
+    ...
+    ValueError: ... is not a ganlib checkpoint (a checkpoint is a zip archive written by torch.save; ...
     """
     path = Path(path)
+    if path.is_dir():
+        hint = f": pass {path / CHECKPOINT}" if (path / CHECKPOINT).is_file() else f" (expected {path / CHECKPOINT})"
+        raise FileNotFoundError(f"{path} is a folder, not a checkpoint file{hint}")
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # a truncated or foreign file: say which, and what it is not
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        detail = next((ln for ln in lines if "Unsupported global" in ln), lines[0] if lines else "no detail")
-        raise ValueError(f"{path} is not a readable ganlib checkpoint ({type(e).__name__}: {detail})") from e
+        with warnings.catch_warnings():  # a foreign pickle makes torch warn about its protocol before refusing it
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated, damaged or foreign: judged from the bytes, without torch's advice
+        raise ValueError(_unreadable(path, e)) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != "ganlib-checkpoint":
         raise ValueError(f"{path} is not a ganlib checkpoint (written by ganlib.train.train_gan)")
     return ckpt

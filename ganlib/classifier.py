@@ -214,7 +214,7 @@ def classifier_accuracy(classifier, images, labels, *, batch_size: int = 1000, d
     return float((probs.argmax(axis=1) == labels).mean())
 
 
-def _train_classifier(config: dict, root=None, device=None, verbose: bool = False):
+def _train_classifier(config: dict, root=None, device=None, verbose: bool | None = False):
     """Supervised training of the evaluation classifier (cross-entropy, Adam, one-cycle learning rate).
 
     This is an ordinary classifier loop, not a GAN loop: one network, one loss, labelled data.
@@ -244,7 +244,10 @@ def _train_classifier(config: dict, root=None, device=None, verbose: bool = Fals
     net.train()
     start = time.perf_counter()
     perm = None
-    for step in progress(range(steps), desc="training the MNIST classifier", disable=not verbose):
+    # verbose None: the bar shows unless GANLIB_SMOKE or CI silence it (ganlib.utils.progress decides)
+    bar_options = {} if verbose is None else {"disable": not verbose}
+    for step in progress(range(steps), desc="training the MNIST classifier once (cached for later runs)",
+                         unit="step", **bar_options):
         if step % per_epoch == 0:
             perm = torch.randperm(n, generator=gen)
         idx = perm[(step % per_epoch) * bs:(step % per_epoch + 1) * bs]
@@ -261,7 +264,7 @@ def _train_classifier(config: dict, root=None, device=None, verbose: bool = Fals
 
 
 def mnist_classifier(root=None, cache: bool = True, *, config: dict | None = None, device=None,
-                     verbose: bool = False) -> "nn.Module":
+                     verbose: bool | None = None) -> "nn.Module":
     """The course's MNIST classifier, trained once and cached: the feature extractor of chapter 09.
 
     A LeNet-style CNN (:class:`ganlib.models.LeNet`) trained with cross-entropy on the 60,000
@@ -283,8 +286,10 @@ def mnist_classifier(root=None, cache: bool = True, *, config: dict | None = Non
     config : dict, optional
         Overrides of :data:`CLASSIFIER_CONFIG` (a different hash, a different cache file).
     device : torch device, optional
-    verbose : bool
-        Show a progress bar while training.
+    verbose : bool or None
+        Show a progress bar while training (it only trains when the cache lacks it). ``None``
+        (default): a bar unless ``GANLIB_SMOKE`` or ``CI`` is set; ``True`` also prints a line
+        saying that it trains; ``False``: silent.
 
     Returns
     -------

@@ -164,8 +164,19 @@ def image_grid(images, nrow: int | None = None, padding: int = 2, pad_value: flo
     return out[0] if c == 1 else out.transpose(1, 2, 0)
 
 
-def save_image_grid(images, path, nrow: int | None = None, padding: int = 2) -> None:
-    """Write :func:`image_grid` of ``images`` to ``path`` as a PNG (with Pillow).
+def save_image_grid(images, path, nrow: int | None = None, padding: int = 2, scale: int = 1) -> None:
+    """Write :func:`image_grid` of ``images`` to ``path`` as a PNG (with Pillow), enlarged ``scale`` times.
+
+    Parameters
+    ----------
+    images : array or tensor of shape (N, C, H, W), C = 1 or 3, values in [-1, 1]
+    path : str or path
+        The PNG file to write.
+    nrow, padding
+        As for :func:`image_grid`.
+    scale : int
+        Enlarge every pixel to a ``scale x scale`` block (nearest neighbour: no blur, no new
+        grey levels), so that small images such as 28 px digits can be judged on screen.
 
     Examples
     --------
@@ -175,10 +186,17 @@ def save_image_grid(images, path, nrow: int | None = None, padding: int = 2) -> 
     >>> save_image_grid(np.zeros((4, 3, 8, 8)), path)
     >>> Image.open(path).size
     (22, 22)
+    >>> save_image_grid(np.zeros((4, 3, 8, 8)), path, scale=4)
+    >>> Image.open(path).size
+    (88, 88)
     """
     from PIL import Image
 
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
+        raise ValueError(f"scale must be a positive integer (pixels per image pixel), got {scale!r}")
     grid = image_grid(images, nrow=nrow, padding=padding)
+    if scale > 1:
+        grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
     Image.fromarray(grid).save(path, format="PNG")  # uint8 (H, W) -> "L", (H, W, 3) -> "RGB"
 
 

@@ -51,7 +51,7 @@ def test_ns_alias_and_conditional_with_ema_then_sample_by_label(tmp_path):
     from PIL import Image
 
     assert main_sample(["--checkpoint", path, "--n", "20", "--out", str(tmp_path / "g.png")]) == 0
-    assert Image.open(tmp_path / "g.png").size == (2 * 30 + 2, 10 * 30 + 2)  # one row per class
+    assert Image.open(tmp_path / "g.png").size == (4 * (2 * 30 + 2), 4 * (10 * 30 + 2))  # one row per class, 4x
     # resuming keeps the run conditional without repeating the flags
     assert main_train(["--out", str(out), "--steps", "3", "--resume"]) == 0
     assert load_checkpoint(out / CHECKPOINT)["meta"]["num_classes"] == 10

@@ -54,11 +54,11 @@ def test_mnist_mlp_trains_resumes_and_samples_png_and_npy(tmp_path, capsys):
                         "--out", str(tmp_path / "g.png")]) == 0
     from PIL import Image
 
-    assert Image.open(tmp_path / "g.png").size == (4 * 30 + 2, 3 * 30 + 2)
+    assert Image.open(tmp_path / "g.png").size == (4 * (4 * 30 + 2), 4 * (3 * 30 + 2))  # 28 px digits shown 4x
     # the same seed gives the same samples; the grid shows the array's first images
     assert main_sample(["--checkpoint", str(out / CHECKPOINT), "--n", "10", "--out", str(tmp_path / "t.npy")]) == 0
     assert np.array_equal(x, np.load(tmp_path / "t.npy"))
-    assert "resuming at step 3" in capsys.readouterr().err
+    assert "resuming at step 3" in capsys.readouterr().out
 
 
 def png_folder(folder: Path, n=24, size=20):
@@ -98,15 +98,101 @@ def test_epochs_and_minutes_budgets(tmp_path):
 
 
 def test_a_second_fresh_run_needs_resume_or_overwrite(tmp_path, capsys):
+    """Every refusal comes before the command announces "new run" or "resuming": validate first, then announce."""
     args = ["--model", "mlp", "--data", "synthetic", "--out", str(tmp_path), *FAST, "--steps", "1"]
     assert main_train(args) == 0
+    assert "new run" in capsys.readouterr().out
     assert main_train(args) == 1
-    assert "already holds a checkpoint" in one_error_line(capsys.readouterr().err, "train")
+    out, err = capsys.readouterr()
+    assert "already holds a checkpoint" in one_error_line(err, "train") and "--resume" in err
+    assert out == "" and "new run" not in err
     assert main_train([*args, "--overwrite"]) == 0
+    assert "new run" in capsys.readouterr().out
     assert main_train(["--out", str(tmp_path), "--steps", "2", "--resume", "--loss", "hinge"]) == 1
-    assert "config loss: checkpoint 'nonsaturating', now 'hinge'" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "config loss: checkpoint 'nonsaturating', now 'hinge'" in err and out == "" and "resuming" not in err
     assert main_train(["--out", str(tmp_path), "--steps", "2", "--resume", "--width", "16"]) == 1
-    assert "has shape" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "has shape" in err and out == "" and "resuming" not in err
+    assert load_checkpoint(tmp_path / CHECKPOINT)["step"] == 1  # nothing was trained or written
+    assert main_train(["--out", str(tmp_path), "--steps", "2", "--resume"]) == 0
+    assert "resuming at step 1" in capsys.readouterr().out
+
+
+def test_resuming_on_other_data_is_refused_before_it_is_announced(tmp_path, capsys):
+    out = tmp_path / "run"
+    base = ["--model", "dcgan", "--data", "folder", "--image-size", "32", "--out", str(out), *FAST, "--batch-size", "8"]
+    assert main_train([*base, "--path", str(png_folder(tmp_path / "a", n=24)), "--steps", "1"]) == 0
+    capsys.readouterr()
+    assert main_train([*base, "--path", str(png_folder(tmp_path / "b", n=30)), "--steps", "2", "--resume"]) == 1
+    text, err = capsys.readouterr()
+    assert "num_samples=24, this one has 30" in one_error_line(err, "train")
+    assert "resuming" not in text + err
+
+
+def test_status_lines_go_to_stdout_and_errors_to_stderr(tmp_path):
+    """A notebook shows stdout as ordinary output; stderr (errors only) in red."""
+    out = tmp_path / "run"
+    r = run(["train", "--model", "mlp", "--data", "synthetic", "--out", str(out), *FAST, "--steps", "2"],
+            env={"GANLIB_SMOKE": "1"})
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert [ln.split(":")[0] for ln in r.stdout.splitlines()] == ["ganlib train"] * 2
+    assert "new run" in r.stdout and "done at step 2" in r.stdout
+    r = run(["sample", "--checkpoint", str(out / CHECKPOINT), "--out", str(tmp_path / "g.png")])
+    assert r.returncode == 0 and r.stderr == "" and "-> " in r.stdout and "(968 x 968 px" in r.stdout
+    r = run(["train", "--model", "mlp", "--data", "synthetic", "--out", str(out), *FAST, "--steps", "2"])
+    assert r.returncode == 1 and r.stdout == "" and "already holds a checkpoint" in r.stderr
+
+
+def test_sample_grid_is_enlarged_nearest_neighbour(tmp_path, capsys):
+    """The default grid shows 28 px digits 4x, each pixel a 4 x 4 block of the 1x grid of the same samples."""
+    from PIL import Image
+
+    from ganlib.plot import image_grid
+
+    out = tmp_path / "run"
+    assert main_train(["--model", "mlp", "--data", "synthetic", "--out", str(out), *FAST, "--steps", "1"]) == 0
+    ck = str(out / CHECKPOINT)
+    assert main_sample(["--checkpoint", ck, "--n", "6", "--out", str(tmp_path / "s.npy")]) == 0
+    assert main_sample(["--checkpoint", ck, "--n", "6", "--out", str(tmp_path / "big.png")]) == 0
+    assert main_sample(["--checkpoint", ck, "--n", "6", "--out", str(tmp_path / "one.png"), "--scale", "1"]) == 0
+    small = np.asarray(Image.open(tmp_path / "one.png"))
+    big = np.asarray(Image.open(tmp_path / "big.png"))
+    assert np.array_equal(small, image_grid(np.load(tmp_path / "s.npy")))  # 3 x 2 tiles of 28 px, 2 px padding
+    assert small.shape == (2 * 30 + 2, 3 * 30 + 2) and big.shape == (4 * small.shape[0], 4 * small.shape[1])
+    assert np.array_equal(big, small.repeat(4, axis=0).repeat(4, axis=1))  # no blur, no new grey levels
+    assert "(368 x 248 px, each pixel shown as 4 x 4)" in capsys.readouterr().out
+    assert main_sample(["--checkpoint", ck, "--out", str(tmp_path / "s.npy"), "--scale", "2"]) == 2
+    assert "--scale enlarges a .png grid" in one_error_line(capsys.readouterr().err, "sample")
+
+
+@pytest.mark.parametrize("command", ["sample", "train --resume"])
+def test_damaged_checkpoints_say_what_they_are_and_what_to_do(command, tmp_path, capsys):
+    """A garbage file is "not a ganlib checkpoint", a cut one "truncated"; never torch's weights_only advice."""
+    out = tmp_path / "run"
+    assert main_train(["--model", "mlp", "--data", "synthetic", "--out", str(out), *FAST, "--steps", "1"]) == 0
+    good = (out / CHECKPOINT).read_bytes()
+
+    def attempt(data: bytes) -> str:
+        (out / CHECKPOINT).write_bytes(data)
+        capsys.readouterr()
+        if command == "sample":
+            assert main_sample(["--checkpoint", str(out / CHECKPOINT), "--out", str(tmp_path / "g.png")]) == 1
+        else:
+            assert main_train(["--out", str(out), "--steps", "2", "--resume"]) == 1
+        text, err = capsys.readouterr()
+        line = one_error_line(err, command.split()[0])
+        assert text == "" and "weights_only" not in err and "arbitrary code" not in err and "Errno" not in err
+        return line
+
+    rng = np.random.default_rng(0)
+    for junk in (rng.bytes(5000), b"hello\n" * 10, __import__("pickle").dumps({"step": 1})):
+        line = attempt(junk)
+        assert "is not a ganlib checkpoint" in line and "Pass the checkpoint.pt of a run folder" in line
+    for cut in (len(good) // 2, len(good) - 22, 200, 10):  # cuts that made torch say "negative seek" or "Errno 22"
+        line = attempt(good[:cut])
+        assert f"is truncated ({cut:,} bytes" in line and "opy it again" in line and "--overwrite" in line
+    assert "is empty (0 bytes)" in attempt(b"")
 
 
 @pytest.mark.parametrize("args, msg", [

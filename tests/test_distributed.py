@@ -311,8 +311,8 @@ def test_torchrun_runs_ganlib_train_distributed_and_one_process_resumes_it(tmp_p
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=ROOT,
                        env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert p.returncode == 0, p.stderr[-3000:]
-    assert p.stderr.count("ganlib train: done at step 2") == 1  # rank 0 talks, rank 1 is silent
-    assert "2 processes of 16 images per step" in p.stderr
+    assert p.stdout.count("ganlib train: done at step 2") == 1  # rank 0 talks, rank 1 is silent
+    assert "2 processes of 16 images per step" in p.stdout
     ckpt = load_checkpoint(out / CHECKPOINT)
     assert ckpt["step"] == 2 and ckpt["config"]["distributed"]
     assert main_train(["--out", str(out), "--resume", "--steps", "3", "--device", "cpu"]) == 0

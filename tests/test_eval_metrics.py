@@ -479,3 +479,50 @@ def test_cli_evaluates_a_checkpoint_of_ganlib_train(tmp_path, capsys, tiny_class
     torch.save(python_run, tmp_path / "rgb.pt")
     code, _, err = run_cli(["--checkpoint", str(tmp_path / "rgb.pt")], capsys)
     assert code == 1 and "3-channel images" in err
+
+
+@needs_mnist
+def test_cli_n_defaults_to_the_samples_given_and_says_so(tmp_path, capsys, tiny_classifier):
+    from ganlib.data import load_mnist, scale_images
+
+    x = scale_images(load_mnist("test")[0][:50]).numpy()
+    path = save(tmp_path, x)
+    code, out, err = run_cli(["--samples", path, "--no-floor"], capsys)  # 50 samples, no --n: n = 50
+    assert code == 0 and err == ""
+    assert out.startswith(f"--n not given: n = 50, all the samples in {path}; compare results only at the same n")
+    assert "50 of the 50 samples" in out
+    code, out, err = run_cli(["--samples", path, "--no-floor", "--json"], capsys)
+    assert code == 0 and json.loads(out)["n"] == 50 and "n = 50" in err  # stdout stays pure JSON
+    # the same numbers as --n 50 given explicitly
+    code, explicit, _ = run_cli(["--samples", path, "--no-floor", "--json", "--n", "50"], capsys)
+    assert json.loads(explicit) == json.loads(out)
+    # more samples than test digits: n is the test set's size
+    big = save(tmp_path, np.concatenate([x] * 201)[:10_020], "big.npy")
+    code, out, _ = run_cli(["--samples", big, "--no-floor", "--json"], capsys)
+    assert code == 0 and json.loads(out)["n"] == 10_000
+    # an explicit --n larger than the samples names the way out
+    code, _, err = run_cli(["--samples", path, "--n", "60"], capsys)
+    assert code == 1 and "use --n 50, or leave --n out to use them all" in err
+    code, _, err = run_cli(["--samples", path, "--k", "50"], capsys)
+    assert code == 1 and "--k 50 needs more than 50 samples" in err
+    code, _, err = run_cli(["--samples", save(tmp_path, x[:1], "one.npy")], capsys)
+    assert code == 1 and "at least 2" in err
+
+
+@needs_mnist
+def test_classifier_training_shows_progress_unless_smoke_or_ci(monkeypatch, tmp_path, capsys):
+    """A learner's first chapter-09 run trains the classifier: a bar says so, and that it is cached afterwards."""
+    tiny = {"train_size": 512, "epochs": 1, "width": 2, "hidden": 8}  # 4 steps of 128
+    monkeypatch.setenv("GANLIB_CACHE", str(tmp_path))
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("GANLIB_SMOKE", raising=False)
+    metrics.mnist_classifier(config=tiny, device="cpu", cache=False)
+    out, err = capsys.readouterr()
+    assert "training the MNIST classifier once (cached for later runs)" in err and "4/4" in err and out == ""
+    for env in ("GANLIB_SMOKE", "CI"):  # the bar stays off where outputs are stored or compared
+        monkeypatch.setenv(env, "1")
+        metrics.mnist_classifier(config=tiny, device="cpu", cache=False)
+        assert capsys.readouterr() == ("", "")
+        monkeypatch.delenv(env)
+    metrics.mnist_classifier(config=tiny, device="cpu", cache=False, verbose=False)
+    assert capsys.readouterr() == ("", "")

@@ -36,7 +36,7 @@ EVALUATE_EXAMPLES = """examples:
   ganlib evaluate --checkpoint runs/dcgan/checkpoint.pt --n 10000
   ganlib evaluate --samples samples.npy --n 5000 --json > scores.json
 
-Samples are compared with n MNIST test digits; the last column repeats the measurement with n
+Samples are compared with n MNIST test digits (without --n: every sample given, up to 10000); the last column repeats the measurement with n
 training digits in place of the samples: the real-vs-real floor at this n. Compare numbers only
 at the same n. Exit code 0, 1 for unusable input (file, shape, range, NaN), 2 for bad arguments.
 """
@@ -62,8 +62,9 @@ def main(argv: list[str]) -> int:
                         help="a NumPy array (N, 1, H, W) or (N, H, W) of images in [-1, 1], from any generator; "
                              "sizes other than 28x28 are resized to 28x28 (bilinear, antialiased)")
     parser.add_argument("--ema", action="store_true", help="with --checkpoint: use the EMA generator")
-    parser.add_argument("--n", type=int, default=10_000, help="samples compared on each side (default 10000, "
-                                                              "at most the 10000 test digits)")
+    parser.add_argument("--n", type=int, default=None,
+                        help="samples compared on each side, at most the 10000 test digits (default: 10000 with "
+                             "--checkpoint; with --samples, all of them, up to 10000)")
     parser.add_argument("--k", type=int, default=3, help="neighbourhood size of precision/recall (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random subsets and the latent noise (default 0)")
     parser.add_argument("--no-floor", action="store_true", help="skip the real-vs-real floor")
@@ -73,10 +74,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     try:
         args = parser.parse_args(argv)
-        if args.n < 2:
+        if args.n is not None and args.n < 2:
             parser.error(f"--n must be at least 2, got {args.n}")
-        if not 1 <= args.k < args.n:
+        if args.n is not None and not 1 <= args.k < args.n:
             parser.error(f"--k must be between 1 and n - 1 = {args.n - 1}, got {args.k}")
+        if args.k < 1:
+            parser.error(f"--k must be at least 1, got {args.k}")
         if args.ema and not args.checkpoint:
             parser.error("--ema goes with --checkpoint")
     except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
@@ -88,9 +91,12 @@ def main(argv: list[str]) -> int:
 
     try:
         n_test = load_mnist("test", root=args.data)[1].shape[0]
-        if args.n > n_test:
+        if args.n is not None and args.n > n_test:
             return fail(f"--n {args.n} is larger than the MNIST test set ({n_test} digits): use --n {n_test} or less")
+        note = None  # how n was chosen when --n is not given
         if args.checkpoint:
+            if args.n is None:
+                args.n = n_test
             fake, latent_dim, step = _generator_from_checkpoint(args.checkpoint, args.ema)
             what = f"{args.n} samples of {args.checkpoint} (step {step})"
         else:
@@ -106,15 +112,27 @@ def main(argv: list[str]) -> int:
             if not isinstance(samples, np.ndarray):
                 return fail(f"{path} holds several arrays (.npz): save one array with np.save")
             fake, latent_dim = check_images(samples, "samples"), None
-            if args.n > fake.shape[0]:
-                return fail(f"--n {args.n} is larger than the number of samples in {path} ({fake.shape[0]})")
+            if args.n is None:  # all the samples given, up to the test set's size
+                args.n = min(fake.shape[0], n_test)
+                note = (f"--n not given: n = {args.n}, " + (f"all the samples in {path}" if args.n == fake.shape[0]
+                        else f"the size of the MNIST test set ({fake.shape[0]} samples in {path})")
+                        + "; compare results only at the same n")
+                if args.n < 2:
+                    return fail(f"{path} holds {fake.shape[0]} sample: evaluation needs at least 2")
+                if args.k >= args.n:
+                    return fail(f"--k {args.k} needs more than {args.k} samples; {path} holds {args.n}")
+            elif args.n > fake.shape[0]:
+                return fail(f"--n {args.n} is larger than the number of samples in {path} ({fake.shape[0]}): "
+                            f"use --n {fake.shape[0]}, or leave --n out to use them all")
             what = f"{args.n} of the {fake.shape[0]} samples in {path}"
         result = evaluate(fake, args.n, k=args.k, floor=not args.no_floor, seed=args.seed, device=args.device,
                           root=args.data, latent_dim=latent_dim)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError, OSError) as exc:
         return fail(str(exc))
-    if args.json:
+    if args.json:  # stdout holds the JSON only; the note goes to stderr
+        if note:
+            print(f"ganlib evaluate: {note}", file=sys.stderr)
         print(json.dumps({"source": args.checkpoint or args.samples, **result}, indent=2))
     else:
-        print(f"{what}\n{format_evaluation(result)}")
+        print((f"{note}\n" if note else "") + f"{what}\n{format_evaluation(result)}")
     return 0

@@ -12,9 +12,23 @@ from ganlib.cli.common import CLIError, device_name, nonnegative_int, positive, 
 from ganlib.train import class_rows, resolve_device
 
 SAMPLE_EXAMPLES = """examples:
-  ganlib sample --checkpoint runs/mlp/checkpoint.pt --n 64 --out grid.png
+  ganlib sample --checkpoint runs/mlp/checkpoint.pt --n 64 --out grid.png      # 8 x 8 digits, each 4x enlarged
   ganlib sample --checkpoint runs/dcgan/checkpoint.pt --n 1000 --out samples.npy   # float32 (N, C, H, W) in [-1, 1]
   ganlib sample --checkpoint runs/cond/checkpoint.pt --n 16 --label 3 --out threes.png   # a conditional model"""
+
+
+READABLE_PX = 112  # a grid's images are enlarged to at least this size by default: 28 px digits 4x
+
+
+def readable_scale(size: int) -> int:
+    """The default ``--scale``: the smallest whole factor that shows a ``size``-pixel image at >= 112 px.
+
+    Examples
+    --------
+    >>> readable_scale(28), readable_scale(32), readable_scale(64), readable_scale(256)
+    (4, 4, 2, 1)
+    """
+    return max(1, -(-READABLE_PX // int(size)))
 
 
 def _parser_sample():
@@ -31,17 +45,19 @@ def _parser_sample():
     p.add_argument("--ema", action="store_true", help="use the EMA generator (runs trained with --ema)")
     p.add_argument("--nrow", type=positive(int), help="images per row of the grid (default: a square; "
                    "one row per class for a conditional model)")
+    p.add_argument("--scale", type=positive(int), help="grid.png: pixels per image pixel, nearest-neighbour "
+                   f"(default: enough for images of at least {READABLE_PX} px, e.g. 4 for 28 px digits)")
     p.add_argument("--label", type=nonnegative_int, help="conditional models: draw every sample of this class "
                    "(default: the classes in turn, one row each)")
     return p
 
 
 def _sample_body(args, parser) -> int:
-    import sys
-
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".npy"):
         parser.error(f"--out must end in .png (an image grid) or .npy (an array), got {args.out!r}")
+    if args.scale is not None and out.suffix.lower() == ".npy":
+        parser.error("--scale enlarges a .png grid; a .npy file holds the samples at their own size")
     device = resolve_device(args.device)
     ckpt = load_checkpoint(args.checkpoint)
     meta = ckpt["meta"]
@@ -71,14 +87,19 @@ def _sample_body(args, parser) -> int:
         x = torch.cat([G(zb, yb).float().cpu() if k else G(zb).float().cpu()
                        for zb, yb in zip(z.split(1024), y)]).clamp_(-1, 1)
     out.parent.mkdir(parents=True, exist_ok=True)
+    what = ""
     if out.suffix.lower() == ".npy":
         np.save(out, x.numpy().astype(np.float32))
     else:
+        from PIL import Image
+
         from ganlib.plot import save_image_grid
 
-        save_image_grid(x, out, nrow=args.nrow)
-    print(f"ganlib sample: {args.n} samples of shape {tuple(x.shape[1:])} from step {ckpt['step']} -> {out}",
-          file=sys.stderr)
+        scale = args.scale or readable_scale(max(x.shape[2:]))
+        save_image_grid(x, out, nrow=args.nrow, scale=scale)
+        with Image.open(out) as im:
+            what = f" ({im.width} x {im.height} px, each pixel shown as {scale} x {scale})"
+    print(f"ganlib sample: {args.n} samples of shape {tuple(x.shape[1:])} from step {ckpt['step']} -> {out}{what}")
     return 0
 
 

@@ -98,9 +98,25 @@ def _load_images(meta: dict):
     return images.synthetic_images(2048, size=size, channels=channels, seed=meta["seed"])
 
 
-def _train_body(args, parser) -> int:
-    import sys
+def _check_resume(ckpt: dict, path: Path, config: TrainConfig, meta: dict, G, D, batches) -> None:
+    """Raise what ``train_gan(..., resume=True)`` would raise for this checkpoint, before anything is announced.
 
+    The same checks in the same order: config, latent size, architectures and optimisers
+    (``ganlib.checkpoints._check_compatible``), then the data's position (``Batches.load_state_dict``,
+    which train_gan repeats: loading a state twice is loading it once).
+    """
+    import torch
+
+    from ganlib.checkpoints import _check_compatible
+
+    opt_G = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=config.betas)  # train_gan's default optimisers
+    opt_D = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=config.betas)
+    _check_compatible(ckpt, path, config, meta["latent_dim"], G, D, opt_G, opt_D)
+    if ckpt["rng"].get("data") is not None:
+        batches.load_state_dict(ckpt["rng"]["data"])
+
+
+def _train_body(args, parser) -> int:
     out = Path(args.out)
     ckpt = None
     if args.resume:
@@ -110,6 +126,9 @@ def _train_body(args, parser) -> int:
         if not ckpt["meta"].get("model"):
             raise CLIError(f"{out / CHECKPOINT} was not written by ganlib train; resume it from Python with "
                             "train_gan(..., resume=path)")
+    elif (out / CHECKPOINT).exists() and not args.overwrite:  # train_gan would refuse too: say so before any work
+        raise CLIError(f"{out} already holds a checkpoint: continue that run with --resume, start afresh with "
+                        "--overwrite (it replaces the checkpoint and history), or choose another --out")
     old_meta, old_cfg = (ckpt["meta"], ckpt["config"]) if ckpt else ({}, {})
 
     def pick(name, fallback=None):  # the command line, then the checkpoint, then the default
@@ -177,11 +196,13 @@ def _train_body(args, parser) -> int:
     x, y = _load_images(meta)
     batches = Batches(x, config.batch_size, labels=y if config.num_classes else None, seed=config.seed,
                       device=device, rank=rank, world_size=world)  # the whole dataset on the device
-    say = print if rank == 0 else (lambda *a, **k: None)  # only rank 0 talks
+    if ckpt is not None:  # every check of train_gan's resume, before announcing it
+        _check_resume(ckpt, out / CHECKPOINT, config, meta, G, D, batches)
+    # status on stdout (errors go to stderr): a notebook shows it as ordinary output
+    say = (lambda *a: print(*a, flush=True)) if rank == 0 else (lambda *a: None)  # only rank 0 talks
     say(f"ganlib train: {model} on {kind} ({x.shape[0]} images of {tuple(x.shape[1:])}), device {device}, "
         f"{'resuming at step ' + str(ckpt['step']) if ckpt else 'new run'} -> {out}"
-        + (f", {world} processes of {config.batch_size // world} images per step" if args.distributed else ""),
-        file=sys.stderr)
+        + (f", {world} processes of {config.batch_size // world} images per step" if args.distributed else ""))
     try:
         history = train_gan(G, D, batches, config, resume=bool(ckpt), overwrite=args.overwrite, meta=meta)
     finally:
@@ -189,7 +210,7 @@ def _train_body(args, parser) -> int:
             _dist.teardown()
     last = history[-1] if len(history) else {"step": 0}
     say(f"ganlib train: done at step {last['step']}; checkpoint {out / CHECKPOINT}, history {out / HISTORY}, "
-        f"samples {out / 'samples'}", file=sys.stderr)
+        f"samples {out / 'samples'}")
     return 0
 
 

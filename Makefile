@@ -36,8 +36,12 @@ LAB_ARGS ?= $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
 # Serve from the repository root (course/, exercises/ and solutions/ all visible) and open chapter 00.
 # The course's JupyterLab settings (.jupyterlab/settings/overrides.json: no "Jupyter news" pop-up)
 # apply to this server only; the user's own Jupyter configuration is left alone.
+# The file browser hides what Jupyter hides by default plus the package metadata that `make setup`'s
+# editable install writes beside ganlib/ (ganlib.egg-info).
 LAB_SETTINGS := $(CURDIR)/.jupyterlab/settings
-LAB_FLAGS = --ServerApp.root_dir="$(CURDIR)" --LabApp.app_settings_dir="$(LAB_SETTINGS)"
+LAB_HIDE := __pycache__ *.pyc *.pyo .DS_Store *~ *.egg-info
+LAB_FLAGS = --ServerApp.root_dir="$(CURDIR)" --LabApp.app_settings_dir="$(LAB_SETTINGS)" \
+  $(foreach glob,$(LAB_HIDE),--ContentsManager.hide_globs='$(glob)')
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab $(LAB_ARGS) $(LAB_FLAGS) course/00_start_here.ipynb

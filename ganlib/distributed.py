@@ -115,12 +115,36 @@ def setup(batch_size: int, device: torch.device) -> tuple[int, int, torch.device
         device = torch.device("cuda", local if device.index is None else device.index)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
+        _import_before_joining()
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return r, w, device
 
 
+def _import_before_joining() -> None:
+    """Import, before the process group exists, the torch module that would otherwise pin it.
+
+    ``torch.distributed.nn.functional`` takes ``group.WORLD`` as a default argument of its
+    collectives, evaluated when it is first imported; ``DistributedDataParallel`` imports it
+    (through ``torch._dynamo``) when the first wrapper is built. Imported after
+    ``init_process_group``, it holds the group for the life of the interpreter:
+    ``destroy_process_group`` then cannot free it, gloo's worker threads outlive :func:`teardown`,
+    and one that releases its last collective while Python shuts down aborts the process
+    ("terminate called without an active exception"), at random, more often on a busy machine.
+    Imported first, the defaults are ``None``.
+    """
+    try:
+        import torch.distributed.nn  # noqa: F401
+    except ImportError:  # a build without it has nothing to pin the group
+        pass
+
+
 def teardown() -> None:
-    """Leave the process group, if this process joined one."""
+    """Leave the process group, if this process joined one.
+
+    Once no ``DistributedDataParallel`` wrapper is left, the group is freed here, while Python
+    runs: its communication threads (gloo's) end now, not during the interpreter's shutdown
+    (see :func:`setup`).
+    """
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():

@@ -9,7 +9,6 @@ distributed scenario; the tests below then compare their results with single-pro
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -76,13 +75,20 @@ def partial_freeze(find_unused: bool) -> str:
     return "ok"
 
 
+def native_threads() -> list[str] | None:
+    """Names of this process's threads, C++ ones included (Linux: /proc); None elsewhere."""
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        return None
+    return sorted((t / "comm").read_text().strip() for t in tasks.iterdir())
+
+
 def worker(rank: int, world: int, port: int, tmp: str) -> None:
     """One rank: every distributed scenario, its results saved as tmp/NAME_rankR.pt."""
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port), OMP_NUM_THREADS="1")
     torch.set_num_threads(1)
     tmp = Path(tmp)
-    t0 = time.perf_counter()
     try:
         results = {
             # each rank names its own folder: only rank 0's may receive files
@@ -105,8 +111,10 @@ def worker(rank: int, world: int, port: int, tmp: str) -> None:
         # rank 1 runs out of time after its first step, rank 0 has steps left: both stop together
         own = config(steps=50, distributed=True, minutes=1e-6 if rank == 1 else None)
         results["minutes"] = len(train_gan(*models(), lambda n: torch.randn(n, 2), own))
-        results["seconds"] = time.perf_counter() - t0
         results["partial"] = {fup: partial_freeze(fup) for fup in (True, False)}  # last: False breaks a DDP
+        results["threads_joined"] = native_threads()
+        gdist.teardown()
+        results["threads_left"] = native_threads()
         torch.save(results, tmp / f"rank{rank}.pt")
     finally:
         gdist.teardown()
@@ -117,11 +125,9 @@ def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ddp")
     single = run(out=tmp / "single")  # K steps at batch 128, checkpoint for the distributed resume
     ref = run(steps=2 * K)  # 2K uninterrupted steps at batch 128
-    t0 = time.perf_counter()
     mp.spawn(worker, args=(2, gdist.free_port(), str(tmp)), nprocs=2, join=True)
-    spawn_s = time.perf_counter() - t0
     ranks = [torch.load(tmp / f"rank{r}.pt", weights_only=False) for r in range(2)]
-    return {"tmp": tmp, "single": single, "ref": ref, "ranks": ranks, "spawn_s": spawn_s}
+    return {"tmp": tmp, "single": single, "ref": ref, "ranks": ranks}
 
 
 def close(a, b, rtol=1e-4, atol=1e-6):
@@ -165,8 +171,16 @@ def test_a_partly_frozen_module_needs_find_unused_parameters(runs):
         assert rk["partial"][False].startswith("Expected to have finished reduction in the prior iteration")
 
 
-def test_the_spawned_processes_finish_in_under_a_minute(runs):
-    assert runs["spawn_s"] < 60, f"spawning and training took {runs['spawn_s']:.0f} s"
+def test_teardown_ends_the_process_groups_threads(runs):
+    # gloo's threads must end in teardown, while Python runs: one still alive when the interpreter shuts
+    # down may release its last collective then and abort the process ("terminate called without an
+    # active exception"). They outlived teardown when a torch module imported after joining (through
+    # DDP) kept the group alive; ganlib.distributed.setup imports it first.
+    for rk in runs["ranks"]:
+        if rk["threads_left"] is None:
+            pytest.skip("thread names are read from /proc (Linux)")
+        assert any("gloo" in t for t in rk["threads_joined"]), rk["threads_joined"]  # the check can see them
+        assert not any("gloo" in t for t in rk["threads_left"]), rk["threads_left"]
 
 
 def test_batchnorm_statistics_per_rank_break_the_equivalence(runs):

@@ -20,8 +20,10 @@ games        two-player zero-sum games, update rules (GDA, alternating, extragra
 theory       the GAN objective on grids, KL/JSD, numerically stable losses from logits (NumPy) [02]
 numpy_nn     layers with hand-written backward passes, gradient checks, SGD/Adam, a NumPy GAN loop [03]
 data         toy distributions (1-D and 2-D mixtures), sample distances; re-exports ``images`` [03, 06]
-images       MNIST from its original files (downloaded, md5-verified, cached), image folders,
+images       MNIST from its original files (downloaded, md5-verified, cached), CIFAR-10, image folders,
              synthetic images, seeded and resumable ``Batches`` [07]
+shapes       coloured shapes: a colour-image benchmark with 24 known modes, its exact decoder and
+             mode coverage [08]
 losses       GAN losses and gradient penalties in PyTorch (imports torch) [05]
 models       MLP, DCGAN, conditional and spectrally normalised networks, the LeNet classifier [05-10]
 train        the course's one GAN training loop: config, history, ``train_gan`` [06]

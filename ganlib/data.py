@@ -6,7 +6,7 @@ samples. Samplers take a ``numpy.random.Generator`` and return arrays of shape `
 (``(n, 1)`` in 1-D), the ``(batch, features)`` layout the networks expect. Densities take any
 array of points and return an array of the same shape, for plotting.
 
-Images (MNIST, image folders, synthetic images, :class:`Batches`) live in :mod:`ganlib.images`;
+Images (MNIST, CIFAR-10, image folders, synthetic images, :class:`Batches`) live in :mod:`ganlib.images`;
 their public names are importable from here too (``ganlib.data.load_mnist``,
 ``from ganlib.data import Batches``), as the chapters do.
 """
@@ -18,10 +18,11 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ganlib.images import (DATA_ENV, IDX_MAGIC_IMAGES, IDX_MAGIC_LABELS, IMAGE_EXTENSIONS, MIRRORS_ENV, MNIST_FILES,
-                           MNIST_MIRRORS, Batches, DataCorruptError, DataNotFoundError, cache_dir, file_md5,
-                           image_folder, load_mnist, mnist_dir, mnist_images, read_idx, scale_images,
-                           synthetic_images, unscale_images)
+from ganlib.images import (CIFAR10_CLASSES, CIFAR10_FILES, CIFAR10_MIRRORS, CIFAR10_MIRRORS_ENV, DATA_ENV,
+                           IDX_MAGIC_IMAGES, IDX_MAGIC_LABELS, IMAGE_EXTENSIONS, MIRRORS_ENV, MNIST_FILES,
+                           MNIST_MIRRORS, Batches, DataCorruptError, DataNotFoundError, cache_dir, cifar10_dir,
+                           cifar10_images, file_md5, image_folder, load_cifar10, load_mnist, mnist_dir, mnist_images,
+                           read_cifar10, read_idx, scale_images, synthetic_images, unscale_images)
 from ganlib.theory import gaussian_pdf  # chapter 02's density; mixtures below reuse it
 from ganlib.utils import check_n
 
@@ -33,6 +34,8 @@ __all__ = [
     "MNIST_FILES", "MNIST_MIRRORS", "DATA_ENV", "MIRRORS_ENV", "IDX_MAGIC_IMAGES", "IDX_MAGIC_LABELS",
     "IMAGE_EXTENSIONS", "DataNotFoundError", "DataCorruptError", "read_idx", "cache_dir", "file_md5", "mnist_dir",
     "load_mnist", "scale_images", "unscale_images", "mnist_images", "synthetic_images", "image_folder", "Batches",
+    "CIFAR10_FILES", "CIFAR10_MIRRORS", "CIFAR10_MIRRORS_ENV", "CIFAR10_CLASSES", "cifar10_dir", "read_cifar10",
+    "load_cifar10", "cifar10_images",
 ]
 
 

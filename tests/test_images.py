@@ -195,3 +195,47 @@ def test_batches_keep_data_on_the_requested_device():
         g = data.Batches(torch.zeros(8, 3), 4, labels=torch.arange(8), device="cuda")
         xb, yb = next(g)
         assert xb.is_cuda and yb.is_cuda
+
+
+# ----------------------------------------------------------------------------- colour data kept as uint8
+
+def test_image_folder_states_its_memory_first_and_can_keep_uint8(tmp_path, capsys):
+    rgb = np.random.default_rng(0).integers(0, 256, (3, 12, 12, 3), dtype=np.uint8)
+    for i, a in enumerate(rgb):
+        Image.fromarray(a).save(tmp_path / f"{i}.png")
+    u = data.image_folder(tmp_path, size=12, scaled=False, verbose=True)
+    err = capsys.readouterr().err
+    # 3 images x 3 x 12 x 12 bytes = 1,296 bytes, announced before the reading
+    assert f"image_folder: 3 images in {tmp_path}: 1.3 kB in memory as uint8 (3x12x12 bytes each)" in err
+    assert "float32" not in err
+    assert u.dtype == torch.uint8 and u.shape == (3, 3, 12, 12)
+    assert torch.equal(u, torch.from_numpy(rgb).permute(0, 3, 1, 2))           # the pixels, untouched
+    x = data.image_folder(tmp_path, size=12, verbose=True)
+    assert "then 5.2 kB as float32 (scaled=False keeps uint8)" in capsys.readouterr().err
+    assert torch.equal(x, data.scale_images(u))                                 # scaled = uint8, then scale_images
+    data.image_folder(tmp_path, size=12, verbose=False)
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("n,expected", [(999, "999 bytes"), (1_296, "1.3 kB"), (153_600_000, "154 MB"),
+                                        (202_599 * 3 * 64 * 64, "2.5 GB"), (4 * 202_599 * 3 * 64 * 64, "10.0 GB")])
+def test_memory_is_stated_in_powers_of_1000(n, expected):
+    from ganlib.images import _format_bytes
+
+    assert _format_bytes(n) == expected
+
+
+def test_batches_scale_uint8_one_batch_at_a_time_and_resume_the_same():
+    u = torch.randint(0, 256, (30, 3, 4, 4), dtype=torch.uint8)
+    y = torch.arange(30)
+    small = data.Batches(u, 6, labels=y, seed=3, scale=True)
+    big = data.Batches(data.scale_images(u), 6, labels=y, seed=3)
+    assert small.x.dtype == torch.uint8 and small.x.element_size() * 4 == big.x.element_size()
+    for _ in range(12):                                       # two epochs and a half: the same batches, as floats
+        (a, ay), (b, by) = next(small), next(big)
+        assert a.dtype == torch.float32 and torch.equal(a, b) and torch.equal(ay, by)
+    resumed = data.Batches(u, 6, labels=y, seed=0, scale=True)
+    resumed.load_state_dict(small.state_dict())
+    assert torch.equal(next(resumed)[0], next(big)[0])
+    with pytest.raises(TypeError, match="scale=True serves uint8 pixels"):
+        data.Batches(torch.zeros(4, 2), 2, scale=True)

@@ -359,3 +359,31 @@ def test_mirrors_come_from_their_own_variable(monkeypatch):
     monkeypatch.setenv(images.CIFAR10_MIRRORS_ENV, "http://a , http://b/x/")
     assert images._mirrors(images.CIFAR10_MIRRORS_ENV, images.CIFAR10_MIRRORS) == ["http://a/", "http://b/x/"]
     assert images._mirrors() == images._mirrors(images.MIRRORS_ENV, images.MNIST_MIRRORS)   # MNIST's unchanged
+
+
+# ----------------------------------------------------------------------------- the command line
+
+def test_train_on_cifar10_from_a_folder_and_its_errors(tmp_path, fake_archive, capsys):
+    from ganlib.cli.train import main as main_train
+    from ganlib.train import load_checkpoint
+
+    (tmp_path / "c10").mkdir()
+    (tmp_path / "c10" / ARCHIVE).write_bytes(fake_archive[0])
+    base = ["--model", "dcgan", "--data", "cifar10", "--path", str(tmp_path / "c10"), "--device", "cpu",
+            "--batch-size", "4", "--width", "8", "--latent-dim", "8", "--steps", "2"]
+    assert main_train([*base, "--out", str(tmp_path / "r")]) == 0
+    assert "dcgan on cifar10 (20 images of (3, 32, 32))" in capsys.readouterr().out
+    meta = load_checkpoint(tmp_path / "r" / "checkpoint.pt")["meta"]
+    assert (meta["channels"], meta["image_size"]) == (3, 32)
+    assert main_train([*base, "--out", str(tmp_path / "r64"), "--image-size", "64", "--conditional"]) == 0
+    assert load_checkpoint(tmp_path / "r64" / "checkpoint.pt")["meta"]["num_classes"] == 10
+    for extra, message in ((["--image-size", "28"], "CIFAR-10's images are 32x32: use --image-size 32"),
+                           (["--channels", "1"], "CIFAR-10 is in colour: use --channels 3")):
+        assert main_train([*base, "--out", str(tmp_path / "bad"), *extra]) == 1
+        assert message in capsys.readouterr().err
+    # offline, without the archive: one error naming the file, its md5 and the folder
+    assert main_train([*base, "--out", str(tmp_path / "off"), "--path", str(tmp_path / "empty")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ganlib train: error: CIFAR-10 is not available") and "Traceback" not in err
+    assert ARCHIVE in err and images.CIFAR10_FILES[ARCHIVE][0] in err and str(tmp_path / "empty") in err
+    assert os.listdir(tmp_path / "empty") == []                               # nothing half-written

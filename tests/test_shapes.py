@@ -261,3 +261,53 @@ def test_an_unbalanced_generator_has_the_reverse_kl_of_its_histogram():
     assert math.isclose(r.reverse_kl, reverse_kl_uniform(r.counts), rel_tol=0)
     p = np.array([300, 100, 50]) / 450
     assert math.isclose(r.reverse_kl, math.log(24) + float(np.sum(p * np.log(p))), rel_tol=1e-12)
+
+
+# ----------------------------------------------------------------------------- the command line
+
+def test_train_on_shapes_then_evaluate_counts_the_modes_exactly(tmp_path, capsys):
+    import json
+
+    from ganlib.cli.evaluate import main as main_evaluate
+    from ganlib.cli.train import SHAPES_IMAGES, main as main_train
+    from ganlib.train import load_checkpoint
+
+    out = tmp_path / "run"
+    args = ["--model", "dcgan", "--data", "shapes", "--out", str(out), "--device", "cpu", "--batch-size", "16",
+            "--width", "8", "--latent-dim", "8", "--steps", "2"]
+    assert main_train(args) == 0
+    assert f"dcgan on shapes ({SHAPES_IMAGES} images of (3, 32, 32))" in capsys.readouterr().out
+    meta = load_checkpoint(out / "checkpoint.pt")["meta"]
+    assert (meta["data"], meta["channels"], meta["image_size"]) == ("shapes", 3, 32)      # the colour defaults
+    assert main_train([*args, "--steps", "3", "--resume"]) == 0                            # same data from the seed
+    capsys.readouterr()
+    # the checkpoint says it learned the shapes: evaluate decodes its samples
+    assert main_evaluate(["--checkpoint", str(out / "checkpoint.pt"), "--n", "48", "--json", "--device", "cpu"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["dataset"] == "shapes" and r["n"] == 48 and r["num_modes"] == 24
+    assert sum(r["counts"].values()) == round(48 * r["high_quality"]) and r["data"]["high_quality"] == 1.0
+    assert main_evaluate(["--checkpoint", str(out / "checkpoint.pt"), "--n", "48", "--device", "cpu"]) == 0
+    assert "modes captured" in capsys.readouterr().out
+    assert main_train([*args[:-2], "--channels", "1", "--out", str(tmp_path / "grey"), "--steps", "1"]) == 1
+    assert "the shapes are in colour: use --channels 3" in capsys.readouterr().err
+
+
+def test_evaluate_samples_of_a_planted_subset(tmp_path, capsys):
+    import json
+
+    from ganlib.cli.evaluate import main as main_evaluate
+
+    x, y = shapes.make_shapes(230, seed=2, modes=[1, 8, 17])
+    noise = np.random.default_rng(0).uniform(-1, 1, (20, 3, 32, 32)).astype(np.float32)
+    np.save(tmp_path / "s.npy", np.concatenate([scale_images(x).numpy(), noise]))
+    assert main_evaluate(["--samples", str(tmp_path / "s.npy"), "--dataset", "shapes", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["n"] == 250 and r["modes"] == 3 and r["high_quality"] == 230 / 250
+    assert {k: v for k, v in r["counts"].items() if v} == {"red circle": 77, "black square": 77, "red triangle": 76}
+    assert math.isclose(r["reverse_kl"], reverse_kl_uniform([77, 77, 76] + [0] * 21))
+    assert r["rejected"] == {"size": 20 / 250}
+    assert main_evaluate(["--samples", str(tmp_path / "s.npy"), "--dataset", "shapes", "--n", "10"]) == 0
+    assert capsys.readouterr().out.startswith("10 of the 250 samples")
+    np.save(tmp_path / "grey.npy", np.zeros((4, 1, 32, 32), np.float32))
+    assert main_evaluate(["--samples", str(tmp_path / "grey.npy"), "--dataset", "shapes"]) == 1
+    assert r"expected colour images (N, 3, H, H)" in capsys.readouterr().err

@@ -17,6 +17,8 @@ TRAIN_EXAMPLES = """examples:
   ganlib train --model mlp --data mnist --out runs/mlp --steps 8000 --resume      # continue the same run
   ganlib train --model dcgan --data mnist --image-size 32 --out runs/dcgan --epochs 5 --amp --channels-last
   ganlib train --model dcgan --data folder --path photos/ --image-size 64 --channels 3 --out runs/photos
+  ganlib train --model dcgan --data shapes --out runs/shapes --minutes 10   # 24 modes: ganlib evaluate counts them
+  ganlib train --model dcgan --data cifar10 --out runs/cifar10 --epochs 5
   ganlib train --model dcgan --data mnist --loss wgan-gp --out runs/wgan-gp --minutes 10
   ganlib train --model dcgan --data mnist --loss hinge --spectral-norm --conditional --ema 0.999 --lr-d 4e-4 --lr-g 1e-4 --out runs/cond
   ganlib sample --checkpoint runs/mlp/checkpoint.pt --n 64 --out grid.png
@@ -24,7 +26,10 @@ TRAIN_EXAMPLES = """examples:
 
 OUT receives checkpoint.pt (models, optimisers, RNG states: --resume continues exactly),
 history.jsonl (one JSON line per step) and samples/step_NNNNNN.png (fixed-noise grids).
-MNIST is read from --path, else $GANLIB_DATA, else the user cache, else downloaded.
+MNIST (and CIFAR-10's python archive) is read from --path, else $GANLIB_DATA, else the user cache,
+else downloaded. The colour data (shapes, cifar10, folder) stay uint8 in memory, 4x smaller than
+float32; each batch is scaled to [-1, 1] as it is drawn. --data shapes is 50,000 coloured shapes
+drawn from --seed (ganlib.shapes), no download.
 With --resume, settings not given on the command line are taken from the checkpoint."""
 
 
@@ -38,12 +43,12 @@ _MODEL_DEFAULTS = {"mlp": {"latent_dim": 64, "width": 256}, "dcgan": {"latent_di
 def _parser_train():
     import argparse
 
-    p = argparse.ArgumentParser(prog="ganlib train", usage="ganlib train --model mlp|dcgan --data mnist|folder|synthetic "
+    p = argparse.ArgumentParser(prog="ganlib train", usage="ganlib train --model mlp|dcgan --data mnist|shapes|cifar10|folder|synthetic "
                                 "--out DIR [--steps N | --epochs E | --minutes M] [options]", description="Train a GAN on images with ganlib's one training loop.",
                                 epilog=TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=("mlp", "dcgan"), help="fully connected (chapter 07) or DCGAN (chapter 08)")
-    p.add_argument("--data", choices=("mnist", "folder", "synthetic"), help="the real images")
-    p.add_argument("--path", help="folder of images (--data folder), or of the MNIST files")
+    p.add_argument("--data", choices=("mnist", "shapes", "cifar10", "folder", "synthetic"), help="the real images")
+    p.add_argument("--path", help="folder of images (--data folder), or of the MNIST files or the CIFAR-10 archive")
     p.add_argument("--out", required=True, help="output folder")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=positive(int), help="total generator steps (default 1000)")
@@ -62,8 +67,8 @@ def _parser_train():
     p.add_argument("--n-critic", type=positive(int), help="D steps per G step (default 1)")
     p.add_argument("--lr-g", type=positive(float), help="default 2e-4")
     p.add_argument("--lr-d", type=positive(float), help="default 2e-4")
-    p.add_argument("--image-size", type=int, choices=(28, 32, 64), help="default 28")
-    p.add_argument("--channels", type=int, choices=(1, 3), help="default 1 (3 for --data folder)")
+    p.add_argument("--image-size", type=int, choices=(28, 32, 64), help="default 28 (32 for shapes and cifar10)")
+    p.add_argument("--channels", type=int, choices=(1, 3), help="default 1 (3 for folder, shapes and cifar10)")
     p.add_argument("--latent-dim", type=positive(int), help="default 64 (mlp) or 100 (dcgan)")
     p.add_argument("--width", type=positive(int), help="hidden width: default 256 (mlp) or 64 (dcgan: ngf = ndf)")
     p.add_argument("--checkpoint-every", type=positive(int), help="steps between checkpoints (default 500)")
@@ -81,8 +86,13 @@ def _parser_train():
     p.add_argument("--norm", choices=("batch", "layer", "instance", "none"),
                    help="D's normalisation (dcgan): default batch, none with --spectral-norm, layer with wgan-gp")
     p.add_argument("--conditional", action="store_true", default=None,
-                   help="class-conditional G(z, y) and projection D(x, y) (dcgan on mnist or synthetic)")
+                   help="class-conditional G(z, y) and projection D(x, y) (dcgan on mnist, shapes, cifar10 or "
+                   "synthetic)")
     return p
+
+
+SHAPES_IMAGES = 50_000  # --data shapes: as many as CIFAR-10's training set
+_NUM_CLASSES = {"shapes": 24}  # --conditional: classes per dataset (10 otherwise)
 
 
 def _load_images(meta: dict):
@@ -93,8 +103,19 @@ def _load_images(meta: dict):
         if channels != 1:
             raise CLIError("MNIST digits are grey: use --channels 1")
         return images.mnist_images("train", root=path, size=size)
+    if kind in ("shapes", "cifar10") and channels != 3:
+        raise CLIError(f"{'the shapes are' if kind == 'shapes' else 'CIFAR-10 is'} in colour: use --channels 3")
+    if kind == "shapes":  # uint8, like cifar10 and folder: Batches(scale=True) scales each batch
+        from ganlib.shapes import make_shapes
+
+        return make_shapes(SHAPES_IMAGES, seed=meta["seed"], size=size)
+    if kind == "cifar10":
+        if size not in (32, 64):
+            raise CLIError(f"CIFAR-10's images are 32x32: use --image-size 32 (or 64), not {size}")
+        x, y = images.load_cifar10("train", root=path)
+        return (x if size == 32 else images._resize_uint8(x, size)), y
     if kind == "folder":
-        return images.image_folder(path, size=size, channels=channels), None
+        return images.image_folder(path, size=size, channels=channels, scaled=False), None
     return images.synthetic_images(2048, size=size, channels=channels, seed=meta["seed"])
 
 
@@ -153,16 +174,17 @@ def _train_body(args, parser) -> int:
     elif args.loss == "ns":
         args.loss = "nonsaturating"
     chapter10 = {"spectral_norm": bool(pick("spectral_norm", False)), "norm": pick("norm"),
-                 "num_classes": 10 if args.conditional else old_meta.get("num_classes")}
+                 "num_classes": _NUM_CLASSES.get(kind, 10) if args.conditional else old_meta.get("num_classes")}
     if model != "dcgan" and (chapter10["spectral_norm"] or chapter10["norm"] or chapter10["num_classes"]):
         parser.error("--spectral-norm, --norm and --conditional are options of --model dcgan")
     if chapter10["num_classes"] and kind == "folder":
-        parser.error("--conditional needs labelled images: --data mnist or synthetic")
+        parser.error("--conditional needs labelled images: --data mnist, shapes, cifar10 or synthetic")
     path = pick("path")
     if kind == "folder" and not path:
         parser.error("--data folder needs --path DIR, the folder of images")
     meta = {"model": model, "data": kind, "path": path,
-            "image_size": pick("image_size", 28), "channels": pick("channels", 3 if kind == "folder" else 1),
+            "image_size": pick("image_size", 32 if kind in ("shapes", "cifar10") else 28),
+            "channels": pick("channels", 3 if kind in ("folder", "shapes", "cifar10") else 1),
             "latent_dim": pick("latent_dim", _MODEL_DEFAULTS[model]["latent_dim"]),
             "width": pick("width", _MODEL_DEFAULTS[model]["width"]), "seed": pick("seed"), **chapter10}
     if args.steps is None and args.epochs is None and args.minutes is None:  # no budget given
@@ -195,7 +217,8 @@ def _train_body(args, parser) -> int:
 
     x, y = _load_images(meta)
     batches = Batches(x, config.batch_size, labels=y if config.num_classes else None, seed=config.seed,
-                      device=device, rank=rank, world_size=world)  # the whole dataset on the device
+                      device=device, rank=rank, world_size=world,
+                      scale=not x.is_floating_point())  # the whole dataset on the device; uint8 scaled per batch
     if ckpt is not None:  # every check of train_gan's resume, before announcing it
         _check_resume(ckpt, out / CHECKPOINT, config, meta, G, D, batches)
     # status on stdout (errors go to stderr): a notebook shows it as ordinary output

@@ -8,7 +8,7 @@ bytes to ``[-1, 1]`` for a tanh generator. :func:`image_folder` reads a folder o
 in-memory dataset to :func:`ganlib.train.train_gan`, seeded and resumable (chapter 08 adds
 other sizes and data on the device; chapter B shards it across processes).
 
-CIFAR-10 (chapter 08's colour section) comes the same way, through the same downloader: the
+CIFAR-10, for the DCGAN on colour photographs, comes the same way, through the same downloader: the
 python version of the archive, md5-verified and cached (:func:`cifar10_dir`), its pickled
 batches read by an unpickler that accepts only what the format holds (:func:`read_cifar10`,
 :func:`load_cifar10`, :func:`cifar10_images`). Colour datasets stay uint8 in memory and

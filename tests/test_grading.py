@@ -74,7 +74,7 @@ def test_syntax_error_is_named_not_dumped(make_notebook):
     path = make_notebook(["import numpy as np", "def simultaneous_step(grad, x, y, eta)\n    return x, y"], chapter="01")
     r = by_key(grading.grade_notebook(path, seed=0))["q1"]
     assert r.status == grading.ERROR and r.points == 0
-    assert "code cell 2 (Q1's answer) has a syntax error on line 1" in r.feedback and "Traceback" not in r.feedback
+    assert "cell 2 (Q1's answer) has a syntax error on line 1" in r.feedback and "Traceback" not in r.feedback
 
 
 def test_missing_function_and_wrong_shape_and_nan(make_notebook):
@@ -95,7 +95,7 @@ def test_exception_points_at_learner_line(make_notebook):
     path = make_notebook(["def simultaneous_step(grad, x, y, eta):\n    gx, gy = grad(x, y)\n    return x - eta * gz, y"], chapter="01")
     r = by_key(grading.grade_notebook(path, seed=0))["q1"]
     assert r.status == grading.ERROR
-    assert "NameError" in r.feedback and "in `simultaneous_step` (code cell 1 (Q1's answer), line 3" in r.feedback
+    assert "NameError" in r.feedback and "in `simultaneous_step` (cell 1 (Q1's answer), line 3" in r.feedback
 
 
 def test_endless_loop_times_out_and_later_questions_still_graded(make_notebook):
@@ -236,18 +236,34 @@ def test_helpers_from_other_cells_are_run_and_experiments_are_not(make_notebook,
     assert not marker.exists()  # only `d = ...` and `ratio = ...` of that cell ran
 
 
-def test_plan_names_cells_by_code_position_and_question():
-    nb = notebook_dict([("markdown", "# Title"), "import numpy as np", ("markdown", "Q1"),
+def test_plan_names_cells_as_a_learner_finds_them():
+    """Cells are counted as JupyterLab shows them, markdown included, and named by question or heading."""
+    nb = notebook_dict([("markdown", "# Chapter 01 exercises\n\nSome text."), "import numpy as np",
+                        ("markdown", "## Q1 · Simultaneous step\n\nWrite it."),
                         "def simultaneous_step(grad, x, y, eta):\n    x = np.asarray(x)\n    # YOUR CODE HERE\n"
                         "    raise NotImplementedError()",
-                        "check_q1(simultaneous_step)", ("markdown", "Q6"),
+                        "check_q1(simultaneous_step)", ("markdown", "## Q6 · Which rules converge?"),
                         "# YOUR CODE HERE\nraise NotImplementedError()", "check_q6(CONVERGE, DIVERGE)",
                         "x = np.linspace(0, 1)\nprint(x)"], chapter="01")
     plan = grading.plan_notebook(nb, grading.question_specs("01"))
     labels = [s.label for s in plan.steps]
-    assert labels == ["code cell 1", "code cell 2 (Q1's answer)", "code cell 4 (Q6's answer)"]
-    assert plan.steps[0].keep == [0]  # only the import the answer uses; the plotting cell 5 is not run
-    assert plan.stub_cells == {"q1": "code cell 2 (Q1's answer)", "q6": "code cell 4 (Q6's answer)"}
+    assert labels == ['cell 2 (under "Chapter 01 exercises")', "cell 4 (Q1's answer)", "cell 7 (Q6's answer)"]
+    assert [s.cell for s in plan.steps] == [2, 4, 7]   # 1-based positions among all 9 cells
+    assert plan.steps[0].keep == [0]  # only the import the answer uses; the plotting cell 9 is not run
+    assert plan.stub_cells == {"q1": "cell 4 (Q1's answer)", "q6": "cell 7 (Q6's answer)"}
+
+
+def test_feedback_names_cells_by_their_position_among_all_cells(make_notebook):
+    """A broken helper cell is named by its position counting markdown cells, and the heading above it."""
+    cells = [("markdown", "# Chapter 01 exercises"), ("markdown", "## Setup"), "import numpy as np\nSTEP = 1 / 0",
+             ("markdown", "## Q1 · Simultaneous step"),
+             "def simultaneous_step(grad, x, y, eta):\n    gx, gy = grad(x, y)\n    return x - STEP * gx, y + eta * gz"]
+    res = by_key(grading.grade_notebook(make_notebook(cells, chapter="01"), seed=0))
+    assert res["q1"].status == grading.ERROR
+    assert "`STEP` is not defined because cell 3 (under \"Setup\") failed to load" in res["q1"].feedback, res["q1"]
+    report = grading.grade_notebook(make_notebook(cells[:4] + [cells[4].replace("STEP", "eta")], chapter="01"), seed=0)
+    q1 = by_key(report)["q1"]
+    assert "in `simultaneous_step` (cell 5 (Q1's answer), line 3" in q1.feedback, q1
 
 
 def test_specs_parsed_without_import_match_the_questions():
@@ -283,7 +299,7 @@ def test_answer_that_fails_to_load_says_what_happened(make_notebook):
     report = grading.grade_notebook(make_notebook(solution_code("01_minimax_games.ipynb", {"CONVERGE": src}), chapter="01"), seed=0)
     q6 = by_key(report)["q6"]
     assert q6.status == grading.ERROR, q6
-    assert "code cell 13 (Q6's answer) raised NameError: name 'simultaneous_set' is not defined" in q6.feedback
+    assert "cell 13 (Q6's answer) raised NameError: name 'simultaneous_set' is not defined" in q6.feedback
     assert sum(r.passed for r in report.results) == 5
 
 
@@ -308,7 +324,7 @@ AUTOGRAD_HEAD = "import torch\nimport torch.nn.functional as F\n"
     # an autograd error inside dense_backward_autograd names that function and explains the error
     ("return F.leaky_relu(x @ W + b, slope)",
      "y = dense_forward(x, W, b, slope)\n    return torch.autograd.grad(y, [x, W, b], grad_out)",
-     "in `dense_backward_autograd` (code cell 2 (Q1's answer), line 7"),
+     "in `dense_backward_autograd` (cell 2 (Q1's answer), line 7"),
 ])
 def test_autograd_errors_are_attributed_to_the_learners_function(forward, backward, expected, make_notebook):
     src = (AUTOGRAD_HEAD + f"def dense_forward(x, W, b, slope):\n    {forward}\n"
@@ -405,8 +421,8 @@ def test_load_time_endless_loop_costs_only_its_question(source, load_timeout, ma
     res = by_key(report)
     assert [r.key for r in report.results if r.passed] == ["q1", "q2", "q3", "q4", "q5"]
     text = grading.format_report(report)
-    assert text.count("code cell 13 (Q6's answer) did not finish within") == 1, text  # one note, named ...
-    assert res["q6"].status == grading.TIMEOUT and "code cell 13 (Q6's answer) did not finish" in res["q6"].feedback
+    assert text.count("cell 13 (Q6's answer) did not finish within") == 1, text  # one note, named ...
+    assert res["q6"].status == grading.TIMEOUT and "cell 13 (Q6's answer) did not finish" in res["q6"].feedback
     if load_timeout is None:
         assert elapsed < 10 + 20  # one load under one limit, not one reload per question
 
@@ -416,10 +432,10 @@ def test_question_depending_on_a_broken_cell_is_explained(make_notebook):
     cells = solution_code("04_training_dynamics.ipynb", {"dirac_field": broken})
     report = grading.grade_notebook(make_notebook(cells, chapter="04"), seed=0, load_timeout=2)
     res = by_key(report)
-    assert res["q1"].status == grading.TIMEOUT and "code cell 2 (Q1's answer) did not finish within 2 s" in res["q1"].feedback
+    assert res["q1"].status == grading.TIMEOUT and "cell 2 (Q1's answer) did not finish within 2 s" in res["q1"].feedback
     assert report.problems == []  # said once, in Q1's row
     assert res["q2"].status == grading.ERROR
-    assert "`dirac_field` is not defined because code cell 2 (Q1's answer) failed to load" in res["q2"].feedback
+    assert "`dirac_field` is not defined because cell 2 (Q1's answer) failed to load" in res["q2"].feedback
     assert all(res[k].passed for k in ("q3", "q4", "q5", "q6"))
 
 
@@ -504,7 +520,7 @@ def test_resource_hogs_are_stopped_and_charged_to_their_question(sandbox, make_n
     assert "larger than the grader allows" in res["q2"].feedback
     assert res["q3"].status == grading.ERROR and "starting a process is not allowed" in res["q3"].feedback
     assert res["q6"].status == grading.ERROR
-    assert "code cell 5 (Q6's answer) used more than 3072 MB of memory while loading" in res["q6"].feedback
+    assert "cell 5 (Q6's answer) used more than 3072 MB of memory while loading" in res["q6"].feedback
     assert res["q4"].status == grading.MISSING
     assert res["q5"].status == grading.FAILED  # graded as usual: its wrong answer has nothing to do with the hogs
     assert workdirs
@@ -703,7 +719,7 @@ def test_jobs_grade_notebooks_at_the_same_time(tmp_path):
         out = subprocess.run([sys.executable, "-m", "ganlib", "grade", "--jobs", str(jobs), str(folder)],
                              capture_output=True, text=True)
         elapsed[jobs] = time.monotonic() - start
-        assert out.returncode == 1 and out.stdout.count("Q6        which rules converge on f = xy?       2/2") == 2
+        assert out.returncode == 1 and len(re.findall(r"Q6 +2/2 +passed +which rules converge on f = xy\?", out.stdout)) == 2
     assert elapsed[1] - elapsed[2] > 2, elapsed
 
 
@@ -728,3 +744,98 @@ def test_a_decorated_stub_is_not_attempted():
     q = grading.Question("q1", "anything", 1, ("f",), lambda rng, f: f(1.0))
     assert q.evaluate(wrapper).status == grading.NOT_ATTEMPTED
     assert q.evaluate(lambda x: x).status == grading.PASSED
+
+
+# --------------------------------------------------------------------------- a missing package, long numbers, the table's width
+
+
+def test_a_missing_torch_is_named_with_how_to_install_it(tmp_path):
+    """A Python without torch: the grader says torch is missing and how to install it, not "no graded questions"."""
+    shim = tmp_path / "python_without_torch"
+    shim.mkdir()   # first on the import path of the grader and its worker: `import torch` fails as if not installed
+    (shim / "torch.py").write_text("raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n")
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    out = subprocess.run([sys.executable, "-m", "ganlib", "grade", "exercises/08_dcgan.ipynb"], cwd=ROOT,
+                         capture_output=True, text=True, env={**env, "PYTHONPATH": str(shim)})
+    assert out.returncode == 2, out.stdout + out.stderr
+    text = " ".join(out.stdout.split())
+    assert "no graded questions" not in text and "Traceback" not in text + out.stderr
+    assert "chapter 08's questions need PyTorch (the module `torch`)" in text, text
+    assert f"{sys.executable} -m pip install torch" in text and "make setup" in text, text
+    assert max(len(line) for line in out.stdout.splitlines()) <= 80
+    # the same in a notebook's check cell: importing the questions names the module
+    plain = subprocess.run([sys.executable, "-c", "from ganlib.grading import questions_for; questions_for('08')"],
+                           capture_output=True, text=True, env={**env, "PYTHONPATH": str(shim)})
+    assert "GradingError: chapter 08's questions need PyTorch" in plain.stderr
+    # a chapter that really has no questions still says so
+    with pytest.raises(grading.GradingError, match="chapter 99 has no graded questions"):
+        grading.questions_for("99")
+
+
+def test_a_missing_package_in_process(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)   # `import torch` now raises ModuleNotFoundError(name="torch")
+    monkeypatch.delitem(sys.modules, "ganlib.checks.ch07", raising=False)
+    with pytest.raises(grading.GradingError, match=r"need PyTorch \(the module `torch`\).*pip install torch"):
+        grading.questions_for("07")
+
+
+def test_shortened_feedback_keeps_whole_numbers():
+    text = "your code raised RuntimeError: can't allocate memory: you tried to allocate 68719476736 bytes (64 GiB) " * 3
+    numbers = set(re.findall(r"\d+", text))
+    for limit in range(20, len(text) + 5):
+        short = grading.one_line(text, limit)
+        assert len(short) <= limit
+        assert set(re.findall(r"\d+", short)) <= numbers, short    # no number cut in the middle
+        assert short == text.strip() or short.endswith("...")
+
+
+def test_out_of_memory_feedback_keeps_the_whole_number(make_notebook):
+    cells = ["import torch",
+             "def simultaneous_step(grad, x, y, eta):\n    big = torch.empty(2**36, dtype=torch.uint8)\n    return x, y"]
+    q1 = by_key(grading.grade_notebook(make_notebook(cells, chapter="01"), seed=0))["q1"]
+    assert q1.status == grading.ERROR, q1
+    assert "you tried to allocate 68719476736 bytes (64 GiB)" in q1.feedback, q1.feedback
+    assert "ran out of memory" in q1.feedback and "enforce fail" not in q1.feedback
+    assert set(re.findall(r"\d+", q1.feedback)) <= {"68719476736", "64", "3072", "1", "2", "36", "8"}, q1.feedback
+
+
+LONG = grading.Result("q3", "one training step: D on a real and a detached fake batch, then G on fresh noise", 0, 3,
+                      grading.FAILED, "step 1: right after the D step (opt_D.step()) G's parameters hold gradients of "
+                      "D's loss: no gradient may reach G in the D step. Detach the fake batch (fake = "
+                      "G(z_d).detach()); a checkpoint_with_a_rather_long_file_name.pt is fine too. " * 2)
+
+
+@pytest.mark.parametrize("width", [60, 80, 100])
+def test_report_fits_its_width_and_breaks_lines_between_words(width):
+    report = grading.NotebookReport("exercises/07_mnist_mlp_gan.ipynb", "07",
+                                    [LONG, grading.Result("q1", "parse an IDX file", 3, 3, grading.PASSED, "")],
+                                    problems=["cell 3 (under \"Setup\") raised NameError: name 'x' is not defined"])
+    text = grading.format_report(report, width=width)
+    assert max(len(line) for line in text.splitlines()) <= width, text
+    source = " ".join([report.path, "(chapter 07)", "question points status task total: 3/6 note:", LONG.title,
+                       grading.one_line(LONG.feedback), "Q1 Q3 0/3 3/3 failed passed parse an IDX file", report.problems[0]])
+    assert set(text.split()) - {"-" * n for n in range(1, 200)} <= set(source.split()), text   # no word split
+    assert grading.one_line(LONG.feedback) == " ".join(
+        " ".join(line.split()) for line in text.splitlines() if line.startswith("      ") and not line.startswith("       "))
+
+
+def test_report_width_follows_the_terminal_within_bounds(monkeypatch):
+    from ganlib.grading.report import report_width
+
+    for columns, want in (("100", 100), ("300", 110), ("20", 60)):
+        monkeypatch.setenv("COLUMNS", columns)
+        assert report_width() == want
+    monkeypatch.delenv("COLUMNS")
+    out = subprocess.run([sys.executable, "-m", "ganlib", "grade", "exercises/07_mnist_mlp_gan.ipynb"], cwd=ROOT,
+                         capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "COLUMNS"})
+    assert max(len(line) for line in out.stdout.splitlines()) <= 80, out.stdout   # not a terminal: 80, as in a notebook
+
+
+def test_the_readme_names_a_cell_as_the_grader_does():
+    """The README's example label is the one the grader gives chapter 01's Q6 answer cell."""
+    nb = json.loads((EXERCISES / "01_minimax_games.ipynb").read_text(encoding="utf-8"))
+    labels = [s.label for s in grading.extract_definitions(nb).steps]
+    assert "cell 21 (Q6's answer)" in labels, labels
+    assert '"cell 21 (Q6\'s answer)" in chapter 01' in " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    position = 1 + next(i for i, c in enumerate(nb["cells"]) if "CONVERGE = None" in "".join(c["source"]))
+    assert position == 21

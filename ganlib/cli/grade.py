@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ganlib.grading.judge import _sandbox_default, grade_notebook
 from ganlib.grading.questions import GradingError
-from ganlib.grading.report import NotebookReport, format_report, format_summary
+from ganlib.grading.report import NotebookReport, _wrap, format_report, format_summary, report_width
 from ganlib.grading.worker import _INSTALL_HINT, sandbox_problem
 
 def collect_notebooks(paths: Sequence[str | Path]) -> list[Path]:
@@ -91,7 +91,8 @@ def main(argv: Sequence[str]) -> int:
             print(format_report(r))
             print()
         for path, msg in failures.items():
-            print(f"{path}: not graded: {msg}\n")
+            msg = msg[len(path) + 2:] if msg.startswith(f"{path}: ") else msg
+            print("\n".join(_wrap(f"{path}: not graded: {msg}", report_width(), "", "    ")) + "\n")
         if len(notebooks) > 1:
             print(format_summary(reports, failures))
     if failures and not reports:

@@ -121,7 +121,10 @@ def grade_notebook(path: str | Path, seed: int | None = None, load_timeout: floa
                     worker = _Worker(job, sandbox, workdir, startup_timeout=120.0)
                 except OSError as exc:
                     raise _StartupFailed(str(exc)) from None
-                worker.wait_ready()
+                try:
+                    worker.wait_ready()
+                except GradingError as exc:  # the worker cannot grade this chapter here (a package is missing)
+                    raise GradingError(f"{path}: {exc}") from None
                 defined = _drive(worker, job, spec_by_key, step_outcome, results, len(steps))
                 break
             except _WorkerFailed as failure:

@@ -155,8 +155,8 @@ def uses(stmt: ast.stmt) -> set[str]:
 class Step:
     """One load step: a code cell the grader runs, whole (an answer cell) or in part (its needed statements)."""
 
-    cell: int                    # position among the notebook's code cells, from 1
-    label: str                   # "code cell 13 (Q6's answer)"
+    cell: int                    # position among all the notebook's cells (markdown too), from 1
+    label: str                   # "cell 25 (Q6's answer)"
     source: str                  # the cell's source, magics blanked
     keep: list[int] | None       # indices of top-level statements to run; None: all
     answer: bool
@@ -200,9 +200,10 @@ def plan_notebook(nb: dict, specs: Sequence[QuestionSpec]) -> LoadPlan:
     holds a stub marker (``# YOUR CODE HERE``, ``raise NotImplementedError``, ``# YOUR ANSWER HERE``)
     and is not a check cell. Answer cells run whole, in order. From the other cells, the grader
     runs only the top-level statements that bind a name some answer cell reads (imports, helper
-    functions, helper values), and, transitively, what those read. Cells are named by their
-    position among code cells (Jupyter does not number markdown cells) and by the question
-    they answer.
+    functions, helper values), and, transitively, what those read. Cells are named so that a
+    learner can find them: by their position counting every cell, markdown included, as in
+    JupyterLab's notebook from the top ("cell 25"), and by the question they answer
+    ("cell 25 (Q6's answer)") or, for another cell, the heading above it.
     """
     needed = {n for q in specs for n in q.needs}
     owner = {}
@@ -211,10 +212,20 @@ def plan_notebook(nb: dict, specs: Sequence[QuestionSpec]) -> LoadPlan:
             owner.setdefault(n, []).append(q.key)
     plan = LoadPlan()
     cells = []  # (index, source, tree or None, checks)
-    code_cells = [c for c in nb.get("cells", []) if isinstance(c, dict) and c.get("cell_type") == "code"]
-    for index, cell in enumerate(code_cells, start=1):
+    headings: dict[int, str] = {}  # code cell position -> the heading above it
+    heading = ""
+    for index, cell in enumerate(nb.get("cells", []), start=1):
+        if not isinstance(cell, dict):
+            continue
         src = cell.get("source", "")
-        source = _strip_magics("".join(src) if isinstance(src, list) else str(src))
+        text = "".join(src) if isinstance(src, list) else str(src)
+        if cell.get("cell_type") == "markdown":
+            heading = _last_heading(text) or heading
+            continue
+        if cell.get("cell_type") != "code":
+            continue
+        headings[index] = heading
+        source = _strip_magics(text)
         checks = _CHECK_CALL.findall(source)
         try:
             tree = ast.parse(source)
@@ -222,7 +233,7 @@ def plan_notebook(nb: dict, specs: Sequence[QuestionSpec]) -> LoadPlan:
             tree = None
             names = {a or b for a, b in re.findall(r"^(?:def|class)\s+(\w+)|^([A-Za-z_]\w*)\s*[,=]", source, flags=re.M)}
             qs = sorted({k for n in names if n in needed for k in owner[n]})
-            label = _label(index, qs)
+            label = _label(index, qs, headings[index])
             msg = f"{label} has a syntax error on line {exc.lineno}: {exc.msg}"
             plan.problems.append(msg)
             for name in names:
@@ -249,7 +260,7 @@ def plan_notebook(nb: dict, specs: Sequence[QuestionSpec]) -> LoadPlan:
         later = [(i, c) for i, _, _, c in cells if i > index and c]
         if later:
             answer[index] = sorted(set(later[0][1]), key=_qkey)
-    labels = {i: _label(i, answer.get(i, [])) for i, *_ in cells}
+    labels = {i: _label(i, answer.get(i, []), headings[i]) for i, *_ in cells}
     for i, qs in answer.items():
         for k in qs:
             plan.answer_cells.setdefault(k, []).append(labels[i])
@@ -302,11 +313,41 @@ def _qkey(key: str) -> tuple[int, str]:
     return (int(m.group(1)) if m else 0, key)
 
 
-def _label(index: int, questions: Sequence[str]) -> str:
-    if not questions:
-        return f"code cell {index}"
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.M)
+
+
+def _last_heading(markdown: str) -> str:
+    """The last heading of a markdown cell, shortened by words to about 40 characters ("" if none).
+
+    Examples
+    --------
+    >>> _last_heading("# Chapter 07 exercises\\n\\ntext\\n\\n## Q1 · Parse an IDX file (3 points)")
+    'Q1 · Parse an IDX file (3 points)'
+    """
+    found = _HEADING.findall(markdown)
+    if not found:
+        return ""
+    text = " ".join(found[-1].replace("*", "").replace("`", "").split())
+    if len(text) <= 40:
+        return text
+    cut = text[:40]
+    return (cut[: cut.rfind(" ")] if " " in cut else cut).rstrip(" ,;:·-") + "..."
+
+
+def _label(index: int, questions: Sequence[str], heading: str = "") -> str:
+    """How feedback names a cell: its position among all cells, and its question or the heading above it.
+
+    Examples
+    --------
+    >>> _label(25, ["q6"]), _label(3, [], "Setup"), _label(1, [])
+    ("cell 25 (Q6's answer)", 'cell 3 (under "Setup")', 'cell 1')
+    """
     qs = [k.upper() for k in questions]
-    return f"code cell {index} ({qs[0]}'s answer)" if len(qs) == 1 else f"code cell {index} (answer to {' and '.join(qs)})"
+    if len(qs) == 1:
+        return f"cell {index} ({qs[0]}'s answer)"
+    if qs:
+        return f"cell {index} (answer to {' and '.join(qs)})"
+    return f'cell {index} (under "{heading}")' if heading else f"cell {index}"
 
 
 def extract_definitions(nb: dict, chapter: str | None = None) -> LoadPlan:

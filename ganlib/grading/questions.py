@@ -361,17 +361,27 @@ def _num(v: Any) -> str:
 
 
 def one_line(text: str, limit: int = FEEDBACK_LIMIT) -> str:
-    """Collapse whitespace and cut ``text`` to ``limit`` characters (feedback is one table row).
+    """Collapse whitespace and shorten ``text`` to at most ``limit`` characters (feedback is one table row).
+
+    A long text is shortened by whole words, so a number is never cut in the middle; only a
+    single word longer than half the limit is cut inside.
 
     Examples
     --------
     >>> one_line("a\\n   b", 10)
     'a b'
+    >>> one_line("you tried to allocate 68719476736 bytes", 30)
+    'you tried to allocate...'
     >>> one_line("x" * 20, 10)
     'xxxxxxx...'
     """
     text = " ".join("".join(ch if ch.isprintable() else " " for ch in str(text)).split())  # no terminal escapes
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 3]
+    if text[limit - 3] != " " and cut.rfind(" ") >= (limit - 3) // 2:  # the cut falls inside a word: drop it
+        cut = cut[: cut.rfind(" ")]
+    return cut.rstrip(" ,;:") + "..."
 
 
 # --------------------------------------------------------------------------- describing learner errors
@@ -422,14 +432,14 @@ def describe_exception(exc: BaseException) -> str:
     Examples
     --------
     >>> try:
-    ...     exec(compile("def f():\\n    return 1 / 0\\nf()", "<code cell 3>", "exec"), {})
+    ...     exec(compile("def f():\\n    return 1 / 0\\nf()", "<cell 3>", "exec"), {})
     ... except ZeroDivisionError as exc:
     ...     print(describe_exception(exc))
-    your code raised ZeroDivisionError: division by zero in `f` (code cell 3, line 2)
+    your code raised ZeroDivisionError: division by zero in `f` (cell 3, line 2)
     """
     frames = traceback.extract_tb(exc.__traceback__)
     learner = [f for f in frames if _is_learner_file(f.filename)]
-    message = one_line(_ARRAY_TEXT.sub("[an array]", str(exc)), 120)
+    message = one_line(_memory_text(_ARRAY_TEXT.sub("[an array]", str(exc))), 120)
     text = f"your code raised {type(exc).__name__}" + (f": {message}" if message else "")
     if learner:
         inner = learner[-1]
@@ -443,6 +453,28 @@ def describe_exception(exc: BaseException) -> str:
                 text += f", inside {module}"
     hint = _hint_for(exc)
     return text + (f". Hint: {hint}." if hint else "")
+
+
+_ENFORCE = re.compile(r"^\[enforce fail at [^\]]*\]\s*[^.]*\.\s*(?:\w+Allocator:\s*)?")  # torch's C++ prefix
+_BYTES = re.compile(r"\ballocate (\d{4,}) bytes\b")
+
+
+def _memory_text(message: str) -> str:
+    """An allocation failure in words: torch's C++ prefix dropped, the byte count also in GiB or MiB.
+
+    Examples
+    --------
+    >>> _memory_text("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+    ...              "you tried to allocate 68719476736 bytes. Error code 12 (Cannot allocate memory)")
+    "can't allocate memory: you tried to allocate 68719476736 bytes (64 GiB)"
+    """
+    message = _ENFORCE.sub("", message)
+    match = _BYTES.search(message)
+    if not match:
+        return message
+    n = int(match.group(1))
+    size = f"{n / 2**30:.3g} GiB" if n >= 2**30 else f"{n / 2**20:.3g} MiB"
+    return message[: match.end()] + f" ({size})"
 
 
 def _library_name(filename: str) -> str:
@@ -517,14 +549,45 @@ CHAPTER_ID = re.compile(r"\d\d|[A-Z]")
 
 
 def questions_for(chapter: str) -> list[Question]:
-    """The questions of a chapter, from ``ganlib.checks.ch<chapter>`` (imports the module)."""
+    """The questions of a chapter, from ``ganlib.checks.ch<chapter>`` (imports the module).
+
+    Raises :class:`GradingError` when the chapter has no questions, or when a package its
+    questions need (PyTorch, for chapters 05 on) is not installed in this Python: the message
+    names the package and how to install it.
+    """
     if not CHAPTER_ID.fullmatch(str(chapter)):
         raise GradingError(f"chapter {chapter!r} is not a two-digit chapter number or an appendix letter")
+    name = f"ganlib.checks.ch{chapter}"
     try:
-        module = importlib.import_module(f"ganlib.checks.ch{chapter}")
-    except ModuleNotFoundError:
-        raise GradingError(f"chapter {chapter} has no graded questions") from None
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name in (name, "ganlib.checks", "ganlib"):
+            raise GradingError(f"chapter {chapter} has no graded questions") from None
+        raise GradingError(missing_package_message(chapter, exc.name or str(exc))) from None
     return list(module.QUESTIONS)
+
+
+_PIP_NAMES = {"torch": ("PyTorch", "torch"), "matplotlib": ("Matplotlib", "matplotlib"), "scipy": ("SciPy", "scipy"),
+              "tqdm": ("tqdm", "tqdm"), "numpy": ("NumPy", "numpy")}
+
+
+def missing_package_message(chapter: str, module: str) -> str:
+    """What to tell a learner whose Python lacks a package that chapter ``chapter``'s questions import.
+
+    Examples
+    --------
+    >>> print(missing_package_message("08", "torch").split(". ")[0])  # doctest: +ELLIPSIS
+    chapter 08's questions need PyTorch (the module `torch`), which the Python running the grader (...) cannot import
+    """
+    top = module.split(".")[0]
+    title, pip_name = _PIP_NAMES.get(top, (f"the package `{top}`", top))
+    extra = " --index-url https://download.pytorch.org/whl/cpu" if top == "torch" else ""
+    return (f"chapter {chapter}'s questions need {title} (the module `{top}`), which the Python running the grader "
+            f"({sys.executable}) cannot import. Either grade with the course's environment, which has it: from the "
+            f"repository root, `make setup` once, then `.venv/bin/python -m ganlib grade exercises/...`; or install it "
+            f"into this Python: `{sys.executable} -m pip install {pip_name}`"
+            + (f" (on a machine without an NVIDIA GPU, add `{extra.strip()}` for the smaller CPU build)" if extra else "")
+            + ".")
 
 
 @dataclass(frozen=True)

@@ -41,22 +41,71 @@ class NotebookReport:
 
 # --------------------------------------------------------------------------- reporting
 
+DEFAULT_WIDTH = 80   # characters per line when the output is not a terminal (a notebook, a file)
+_MIN_WIDTH, _MAX_WIDTH = 60, 110
 
-def format_report(report: NotebookReport) -> str:
-    """A per-question table for one notebook."""
-    rows = [(r.key.upper(), r.title, f"{r.points:g}/{r.max_points:g}", r.status, one_line(r.feedback))
+
+def report_width() -> int:
+    """Line width for reports: ``$COLUMNS`` or the terminal's width, else 80, kept within [60, 110].
+
+    Inside a notebook (``!python -m ganlib grade ...`` or a captured subprocess) this is 80, which
+    fits JupyterLab's output area, so no line wraps there.
+    """
+    import shutil
+
+    columns = shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+    return max(_MIN_WIDTH, min(_MAX_WIDTH, columns or DEFAULT_WIDTH))
+
+
+def _wrap(text: str, width: int, first: str, rest: str) -> list[str]:
+    """``text`` in lines of at most ``width`` characters, broken between words only."""
+    import textwrap
+
+    return textwrap.wrap(text, width, initial_indent=first, subsequent_indent=rest, break_long_words=False,
+                         break_on_hyphens=False) or [first.rstrip()]
+
+
+def format_report(report: NotebookReport, width: int | None = None) -> str:
+    """A per-question table for one notebook, at most ``width`` characters per line.
+
+    One row per question (question, points, status, task); the feedback follows on its own
+    lines, indented. Long texts are wrapped between words, so the table keeps its shape in a
+    terminal or a notebook instead of wrapping mid-word.
+
+    Examples
+    --------
+    >>> from ganlib.grading.questions import Result
+    >>> r = NotebookReport("ex.ipynb", "01", [Result("q1", "a step", 0, 2, "failed", "x_new = 1, expected 2")])
+    >>> print(format_report(r, width=60))
+    ex.ipynb  (chapter 01)
+      question  points  status  task
+      --------  ------  ------  ------
+      Q1        0/2     failed  a step
+          x_new = 1, expected 2
+      total: 0/2
+    """
+    width = report_width() if width is None else max(40, int(width))
+    rows = [(r.key.upper(), f"{r.points:g}/{r.max_points:g}", r.status, r.title, one_line(r.feedback))
             for r in report.results]
-    head = ("question", "task", "points", "status", "feedback")
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
-    widths[-1] = min(widths[-1], 100)
-    out = [f"{report.path}  (chapter {report.chapter}{', sandboxed' if report.sandboxed else ''})"]
-    out += [f"  note: {p}" for p in report.problems]
-    fmt = "  " + "  ".join(f"{{:<{w}}}" for w in widths)
-    out.append(fmt.format(*head).rstrip())
+    head = ("question", "points", "status", "task")
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *[row[:3] for row in rows])]
+    indent = 2 + sum(w + 2 for w in widths)
+    task_width = max(20, width - indent)
+    widths.append(min(task_width, max([len(head[3])] + [len(row[3]) for row in rows])))
+    out = _wrap(f"{report.path}  (chapter {report.chapter}{', sandboxed' if report.sandboxed else ''})",
+                width, "", "    ")
+    for problem in report.problems:
+        out += _wrap(problem, width, "  note: ", "        ")
+    fmt = "  " + "  ".join(f"{{:<{w}}}" for w in widths[:3]) + "  "
+    out.append((fmt.format(*head[:3]) + head[3]).rstrip())
     out.append("  " + "  ".join("-" * w for w in widths))
-    for row in rows:
-        out.append(fmt.format(*row).rstrip())
-    out.append(f"  total: {report.score:g}/{report.total:g}")
+    for key, points, status, title, feedback in rows:
+        task = _wrap(title, task_width, "", "")
+        out.append((fmt.format(key, points, status) + task[0]).rstrip())
+        out += [" " * indent + line for line in task[1:]]
+        if feedback:
+            out += _wrap(feedback, width, "      ", "      ")
+    out += _wrap(f"total: {report.score:g}/{report.total:g}", width, "  ", "  ")
     return "\n".join(out)
 
 

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from ganlib.grading import questions as _questions
-from ganlib.grading.questions import (Question, _alarm, _is_learner_file, _Timeout, describe_exception, one_line,
-                                      questions_for)
+from ganlib.grading.questions import (GradingError, Question, _alarm, _is_learner_file, _Timeout, describe_exception,
+                                      one_line, questions_for)
 
 SANDBOX_ENV = "GANLIB_GRADE_SANDBOX"
 _WORKER_ENV = "GANLIB_GRADING_WORKER"
@@ -72,7 +72,12 @@ def _worker_main() -> None:  # pragma: no cover - runs in the worker process (co
     job = json.loads(sys.stdin.read())
     os.dup2(devnull, 0)
     os.environ.setdefault("MPLBACKEND", "Agg")
-    questions = {q.key: q for q in questions_for(job["chapter"])}
+    try:
+        questions = {q.key: q for q in questions_for(job["chapter"])}
+    except GradingError as exc:  # e.g. torch missing: say so (before any learner code has run)
+        send(e="unusable", message=str(exc))
+        proto.flush()
+        os._exit(3)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
     limits = Limits(**job["limits"])
@@ -276,7 +281,7 @@ class _WorkerFailed(Exception):
 
 
 _EVENT_KEYS = {
-    "ready": set(), "step": {"i"}, "step_done": {"i", "status", "message"}, "loaded": {"defined"},
+    "unusable": {"message"}, "ready": set(), "step": {"i"}, "step_done": {"i", "status", "message"}, "loaded": {"defined"},
     "q": {"key"}, "result": {"key", "status", "feedback"}, "end": set(),
 }
 _STEP_STATUSES = ("ok", "error", "stub", "timeout", "memory")
@@ -318,7 +323,17 @@ class _Worker:
             pass
 
     def wait_ready(self) -> None:
-        self.expect("ready", ("startup", None), self.startup_timeout)
+        """Wait for the worker's "ready"; raise :class:`GradingError` when it says it cannot grade this chapter.
+
+        Only this first event may be "unusable": it comes before any learner code runs.
+        """
+        event = self.next_event(("startup", None), self.startup_timeout)
+        if event["e"] == "unusable" and isinstance(event["message"], str):
+            self.kill()
+            raise GradingError(one_line(event["message"], 1000))
+        if event["e"] != "ready":
+            self.kill()
+            raise _WorkerFailed(("startup", None), "protocol")
 
     def _read(self) -> None:
         total = 0

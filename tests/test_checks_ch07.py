@@ -55,6 +55,10 @@ WRONG = {
             "ONE size"),
     "q1g": ("parse_idx", IDX_HEAD + IDX_OK + "    return np.frombuffer(raw, np.uint8, offset=h).reshape(dims).astype(np.int64)",
             "uint8"),
+    # checks truncation only: reads the first N * rows * cols bytes and ignores what follows
+    "q1h": ("parse_idx", IDX_HEAD + IDX_OK + "    n = int(np.prod(dims))\n    if len(raw) - h < n:\n"
+            "        raise ValueError('short')\n    return np.frombuffer(raw, np.uint8, count=n, offset=h).reshape(dims)",
+            "trailing bytes"),
     "q2": ("scale", "import torch\ndef scale(x):\n    return x.unsqueeze(1).float() / 255\n" + UNSCALE, "[0, 1]"),
     "q2b": ("scale", "import torch\ndef scale(x):\n    return x.unsqueeze(1).float() / 128 - 1\n" + UNSCALE, "127.5"),
     "q2c": ("scale", "import torch\ndef scale(x):\n    return x.float() / 127.5 - 1\n" + UNSCALE, "channel axis"),
@@ -71,6 +75,10 @@ WRONG = {
     "q3e": ("train_step", STEP + D_STEP.replace("    opt_D.zero_grad()\n", "") + G_STEP + RET, "zero_grad"),
     "q3f": ("train_step", STEP + D_STEP + G_STEP.replace("opt_G.step()", "opt_G.step(); opt_D.step()") + RET,
             "differ from the trainer's"),
+    # no detach in the D step, but G's gradients zeroed before its own backward pass: the parameters come
+    # out right, the mistake shows only in G's gradients right after the D step
+    "q3g": ("train_step", STEP + D_STEP.replace("G(z_d).detach()", "G(z_d)") + G_STEP + RET,
+            "no gradient may reach G"),
     "q4": ("save_state", SAVE_HEAD + SAVE + RESTORE + RESTORE_PY + RESTORE_NP + RESTORE_T + "    return s['step']",
            "Adam's moment estimates"),
     "q4b": ("save_state", SAVE_HEAD + SAVE + RESTORE + RESTORE_OPT + RESTORE_NP + RESTORE_T + "    return s['step']",
@@ -85,6 +93,13 @@ WRONG = {
             "weights_only"),
     "q4f": ("save_state", SAVE_HEAD + SAVE + RESTORE + RESTORE_OPT + RESTORE_PY + RESTORE_NP + RESTORE_T,
             "return the step"),
+    # everything right, but torch.save writes straight into `path`: a crash leaves half a checkpoint
+    "q4h": ("save_state", SAVE_HEAD + SAVE + RESTORE + RESTORE_OPT + RESTORE_PY + RESTORE_NP + RESTORE_T
+            + "    return s['step']", "destroyed the previous checkpoint"),
+    # serialised in memory first, then written over `path` in place
+    "q4i": ("save_state", SAVE_HEAD + "import io\n" + SAVE.replace("torch.save(", "buf = io.BytesIO()\n    torch.save(")
+            .replace("}, path)\n", "}, buf)\n    open(path, 'wb').write(buf.getvalue())\n") + RESTORE + RESTORE_OPT
+            + RESTORE_PY + RESTORE_NP + RESTORE_T + "    return s['step']", "rewrote the checkpoint in place"),
     "q4g": ("save_state", SAVE_HEAD + SAVE.replace("path)\n", "str(path) + '.tmp')\n") + RESTORE.replace(
             "torch.load(path)", "torch.load(str(path) + '.tmp')") + RESTORE_OPT + RESTORE_PY + RESTORE_NP + RESTORE_T
             + "    return s['step']", "wrote no file"),
@@ -110,9 +125,68 @@ def test_wrong_training_steps_are_caught_for_every_draw(seed):
 
 
 def test_questions_are_fast():
+    from ganlib.checks import ch07
+
+    assert_questions_fast(NB, ch07.QUESTIONS, seeds=range(3))
+
+
+ATOMIC_RESTORE = RESTORE + RESTORE_OPT + RESTORE_PY + RESTORE_NP + RESTORE_T + "    return s['step']\n"
+RIGHT_SAVES = {  # atomic saves written differently: a named temporary file, an open file object
+    "tempfile": SAVE_HEAD + "import tempfile\n" + SAVE.replace(
+        "    torch.save(", "    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)))\n    os.close(fd)\n"
+        "    torch.save(").replace("}, path)\n", "}, tmp)\n    os.replace(tmp, path)\n") + ATOMIC_RESTORE,
+    "file object": SAVE_HEAD + SAVE.replace("    torch.save(", "    f = open(str(path) + '.part', 'wb')\n    torch.save(")
+    .replace("}, path)\n", "}, f)\n    f.close()\n    os.replace(str(path) + '.part', path)\n") + ATOMIC_RESTORE,
+}
+
+
+@pytest.mark.parametrize("form", sorted(RIGHT_SAVES))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_atomic_saves_written_differently_pass(form, seed):
+    from ganlib.checks import ch07
+
+    ns = {}
+    exec(RIGHT_SAVES[form], ns)
+    result = ch07.check_q4.evaluate(ns["save_state"], ns["restore_state"], rng=np.random.default_rng(seed))
+    assert result.status == grading.PASSED, result.feedback
+
+
+def test_the_interrupted_save_leaves_torch_save_as_it_was():
     import torch
 
     from ganlib.checks import ch07
 
-    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)   # pay torch.optim's first import outside the timing
-    assert_questions_fast(NB, ch07.QUESTIONS, seeds=range(3), limit=2.0)
+    real = torch.save
+    ns = {}
+    exec(WRONG["q4h"][1], ns)
+    assert ch07.check_q4.evaluate(ns["save_state"], ns["restore_state"], rng=np.random.default_rng(0)).status == grading.FAILED
+    assert torch.save is real and torch.serialization.save is real
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_missing_detach_is_caught_for_every_draw(seed):
+    from ganlib.checks import ch07
+
+    ns = {}
+    exec(WRONG["q3g"][1], ns)
+    result = ch07.check_q3.evaluate(ns["train_step"], rng=np.random.default_rng(seed))
+    assert result.status == grading.FAILED and "no gradient may reach G" in result.feedback, result.feedback
+
+
+RIGHT_STEPS = {  # correct steps written differently: fakes made without a graph, every gradient zeroed first
+    "no_grad fakes": STEP + D_STEP.replace("    fake = G(z_d).detach()\n", "    with torch.no_grad():\n        fake = G(z_d)\n")
+    + G_STEP + RET,
+    "zero both first": STEP + "    opt_G.zero_grad()\n    opt_D.zero_grad()\n" + D_STEP.replace("    opt_D.zero_grad()\n", "")
+    + G_STEP.replace("    opt_G.zero_grad()\n", "") + RET,
+}
+
+
+@pytest.mark.parametrize("form", sorted(RIGHT_STEPS))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_training_steps_written_differently_pass(form, seed):
+    from ganlib.checks import ch07
+
+    ns = {}
+    exec(RIGHT_STEPS[form], ns)
+    result = ch07.check_q3.evaluate(ns["train_step"], rng=np.random.default_rng(seed))
+    assert result.status == grading.PASSED, result.feedback

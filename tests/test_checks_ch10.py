@@ -32,6 +32,11 @@ WRONG = {
             "    return u @ W @ v, u, v\n" + EST, "the transpose"),
     "q1d": ("power_iteration_step", HEAD + GOOD_STEP + "def spectral_norm_estimate(W, n_iter):\n"
             "    return torch.linalg.norm(W)\n", "Frobenius"),
+    # one power step too many: within 0.1% of the SVD after 200 steps all the same
+    "q1e": ("power_iteration_step", HEAD + GOOD_STEP + EST.replace("range(n_iter)", "range(n_iter + 1)"),
+            "run exactly n_iter steps"),
+    "q1f": ("power_iteration_step", HEAD + GOOD_STEP + EST.replace("range(n_iter)", "range(max(n_iter - 1, 1))"),
+            "not n_iter - 1"),
     "q2": ("gradient_penalty", HEAD + GP + "    eps = torch.rand(1, dtype=real.dtype)\n" + X_HAT + GRAD + NORM,
            "one eps for the whole batch"),
     "q2b": ("gradient_penalty", HEAD + GP + "    eps = torch.rand_like(real)\n" + X_HAT + GRAD + NORM, "one eps per sample"),
@@ -68,7 +73,7 @@ def test_plausible_wrong_answer_is_rejected_with_hint(case, make_notebook):
 def test_questions_are_fast_on_the_solutions():
     from ganlib.checks import ch10
 
-    assert_questions_fast(NB, ch10.QUESTIONS, seeds=(0, 1, 2), limit=2.0)
+    assert_questions_fast(NB, ch10.QUESTIONS, seeds=(0, 1, 2))
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -78,3 +83,14 @@ def test_the_one_eps_mistake_is_caught_for_every_input(seed):
     ns = {}
     exec(WRONG["q2"][1], ns)
     assert ch10.check_q2.evaluate(ns["gradient_penalty"], rng=np.random.default_rng(seed)).status == grading.FAILED
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_one_power_step_too_many_is_caught_for_every_draw(seed):
+    from ganlib.checks import ch10
+
+    ns = {}
+    exec(WRONG["q1e"][1], ns)
+    result = ch10.check_q1.evaluate(ns["power_iteration_step"], ns["spectral_norm_estimate"],
+                                    rng=np.random.default_rng(seed))
+    assert result.status == grading.FAILED and "after 2 steps" in result.feedback, result.feedback

@@ -32,6 +32,11 @@ WRONG = {
             " nn.Unflatten(1, (1, 28, 28)))", "tanh"),
     "q2c": ("generator_head", HEAD + "def generator_head():\n    return nn.Sequential(nn.Flatten(), nn.Linear(7 * 7 * 128, 784),"
             " nn.Unflatten(1, (28, 28, 1)), nn.Tanh())", "channels-last"),
+    # a sigmoid head: its values lie in [0, 1], inside [-1, 1], but -1 (black) is out of reach
+    "q2d": ("generator_head", HEAD + "def generator_head():\n    return nn.Sequential(nn.Flatten(), nn.Linear(7 * 7 * 128, 784),"
+            " nn.Unflatten(1, (1, 28, 28)), nn.Sigmoid())", "a sigmoid?"),
+    "q2e": ("generator_head", HEAD + "def generator_head():\n    return nn.Sequential(nn.Flatten(), nn.Linear(7 * 7 * 128, 784),"
+            " nn.Unflatten(1, (1, 28, 28)), nn.Tanh(), nn.ReLU())", "range is [0, 1]"),
     "q3": ("train_step", STEP + "    loss_d = losses.discriminator_loss_bce(D(real), D(fake))\n    loss_d.backward()\n"
            "    opt_D.step()\n    loss_g = losses.generator_loss_nonsaturating(D(G(z)))\n    loss_g.backward()\n"
            "    opt_G.step()\n    return loss_d.item(), loss_g.item()", "detached"),
@@ -85,3 +90,11 @@ def test_the_buggy_versions_shown_in_the_notebook_fail(seed):
     assert chA.check_q3.evaluate(ns["train_step"], rng=np.random.default_rng(seed)).status == grading.FAILED
     exec(WRONG["q2"][1], ns)
     assert chA.check_q2.evaluate(ns["generator_head"], rng=np.random.default_rng(seed)).status == grading.FAILED
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_sigmoid_head_fails_for_every_draw(seed):
+    ns = {}
+    exec(WRONG["q2d"][1], ns)
+    result = chA.check_q2.evaluate(ns["generator_head"], rng=np.random.default_rng(seed))
+    assert result.status == grading.FAILED and "a sigmoid?" in result.feedback, result.feedback

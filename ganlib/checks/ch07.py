@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
+import os
 import pickle
 import random
 import struct
@@ -99,6 +101,12 @@ def check_q1(rng, parse_idx):
              "compare the number of data bytes with the product of the header's sizes.")
     _rejects(parse_idx, whole[:10], "a file cut inside its header (10 bytes)",
              "check that the file is long enough for its header before unpacking it.")
+    extra = int(rng.integers(1, rows * cols))   # fewer than one image: a reshape(-1, ...) would not notice either
+    for raw, kind in ((whole, "an image file"), (_idx(labels), "a label file")):
+        _rejects(parse_idx, raw + bytes(rng.integers(0, 256, size=extra, dtype=np.uint8)),
+                 f"{kind} with {extra} trailing bytes after its data",
+                 "the number of data bytes must EQUAL the product of the header's sizes; a file that is longer "
+                 "is damaged too (reading only the first N * rows * cols bytes hides that).")
 
 
 # --------------------------------------------------------------------------- Q2 scaling
@@ -177,6 +185,42 @@ def _params(*modules) -> list[torch.Tensor]:
     return [p.detach().clone() for m in modules for p in m.parameters()]
 
 
+class _GradientSpy:
+    """Records whether G's gradients changed between G's last optimiser call and D's step.
+
+    ``opt_D.step``, ``opt_G.step`` and ``opt_G.zero_grad`` are wrapped: G's gradients are
+    remembered at :meth:`arm` (the start of a call) and at every call of ``opt_G``; at each
+    ``opt_D.step()`` they must still be what was remembered. A change there came from D's loss:
+    its fake batch was not detached.
+    """
+
+    def __init__(self, opt_D, opt_G, G):
+        self.G, self.seen, self.leaked = G, None, False
+        d_step, g_step, g_zero = opt_D.step, opt_G.step, opt_G.zero_grad
+
+        def on_d_step(*args, **kwargs):
+            for old, p in zip(self.seen, G.parameters()):
+                g = p.grad
+                if g is not None and bool(g.abs().max() > 0) and (old is None or not torch.equal(old, g)):
+                    self.leaked = True
+            return d_step(*args, **kwargs)
+
+        def on_g_step(*args, **kwargs):
+            out = g_step(*args, **kwargs)
+            self.arm()
+            return out
+
+        def on_g_zero(*args, **kwargs):
+            out = g_zero(*args, **kwargs)
+            self.arm()
+            return out
+
+        opt_D.step, opt_G.step, opt_G.zero_grad = on_d_step, on_g_step, on_g_zero
+
+    def arm(self) -> None:
+        self.seen = [None if p.grad is None else p.grad.detach().clone() for p in self.G.parameters()]
+
+
 @question("q3", "one training step: D on a real and a detached fake batch, then G on fresh noise", 3,
           needs=["train_step"], timeout=60.0)
 def check_q3(rng, train_step):
@@ -199,12 +243,19 @@ def check_q3(rng, train_step):
     with _quiet_trainer():
         hist = train.train_gan(G1, D1, reals, train.TrainConfig(steps=2, batch_size=n, seed=seed, device="cpu"),
                                latent_dim=latent, opt_G=oG1, opt_D=oD1)
-    # the learner's step, twice
+    # the learner's step, twice; G's gradients are looked at when D steps (opt_D.step())
     G2, D2 = copy.deepcopy(G0), copy.deepcopy(D0)
     oG2, oD2 = sgd(G2, D2)
+    spy = _GradientSpy(oD2, oG2, G2)
     got_losses = []
     for k in range(2):
+        spy.arm()
         out = train_step(G2, D2, oG2, oD2, reals[k].clone(), zs[2 * k].clone(), zs[2 * k + 1].clone())
+        if spy.leaked:
+            raise CheckFailed(f"step {k + 1}: right after the D step (opt_D.step()) G's parameters hold gradients of "
+                              "D's loss: no gradient may reach G in the D step. Detach the fake batch "
+                              "(fake = G(z_d).detach()); zeroing G's gradients later hides the mistake but still "
+                              "backpropagates D's loss through G, and a G that accumulates gradients trains wrong.")
         loss_d, loss_g = expect_tuple(out, "train_step(...)", ("loss_d", "loss_g"))
         got_losses.append((float(as_float_array(loss_d, "loss_d")), float(as_float_array(loss_g, "loss_g"))))
         if k == 0:
@@ -350,6 +401,55 @@ def check_q4(rng, save_state, restore_state):
                           "opt_G.state_dict() and opt_D.state_dict() (Adam's moment estimates and step counts).")
     if leftovers:
         raise CheckFailed(f"save_state left extra files beside the checkpoint: {leftovers}")
+    _check_atomic(save_state, G2, D2, oG2, oD2, step)
+
+
+class _Interrupted(BaseException):
+    """A crash in the middle of writing a checkpoint (as Ctrl-C or a full disk would stop torch.save)."""
+
+
+def _check_atomic(save_state, G, D, opt_G, opt_D, step: int) -> None:
+    """Overwrite a checkpoint, once with ``torch.save`` stopped half-way, once normally.
+
+    The interrupted save must leave the previous file intact, and the completed one must replace
+    the file (a new file renamed over it), not rewrite it in place.
+    """
+    real_save = torch.save
+    interrupted = []
+
+    def crashing_save(obj, f, *args, **kwargs):
+        buffer = io.BytesIO()
+        real_save(obj, buffer, *args, **kwargs)
+        half = buffer.getvalue()[: len(buffer.getvalue()) // 2]
+        if isinstance(f, (str, os.PathLike)):
+            with open(f, "wb") as out:
+                out.write(half)
+        else:
+            f.write(half)
+        interrupted.append(True)
+        raise _Interrupted()
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "checkpoint.pt"
+        save_state(path, G, D, opt_G, opt_D, step)
+        before, inode = path.read_bytes(), path.stat().st_ino
+        torch.save = torch.serialization.save = crashing_save
+        try:
+            save_state(path, G, D, opt_G, opt_D, step + 1)
+        except BaseException:  # the crash, or what the answer's own clean-up turned it into
+            if not interrupted:
+                raise
+        finally:
+            torch.save = torch.serialization.save = real_save
+        if interrupted and (not path.exists() or path.read_bytes() != before):
+            raise CheckFailed("a save interrupted while writing (a crash, Ctrl-C, a full disk) destroyed the previous "
+                              "checkpoint: write to a temporary file in the same folder, then os.replace(tmp, path), "
+                              "so that `path` always holds a complete checkpoint.")
+        save_state(path, G, D, opt_G, opt_D, step + 1)
+        if path.stat().st_ino == inode:
+            raise CheckFailed("save_state rewrote the checkpoint in place (the file at `path` is the same file as "
+                              "before): a crash during the write would leave half a checkpoint. Write a temporary "
+                              "file in the same folder, then os.replace(tmp, path).")
 
 
 QUESTIONS = [check_q1, check_q2, check_q3, check_q4]

@@ -84,6 +84,19 @@ def check_q1(rng, power_iteration_step, spectral_norm_estimate):
         "iterate power_iteration_step and return its last sigma.": np.linalg.norm(W),
         "that is sigma squared.": s[0] ** 2,
     })
+    # exactly n_iter steps from v = (1, ..., 1): after 1 and 2 steps the estimate still moves by more than
+    # 1e-6 (relative) per step for every matrix _matrix draws, so one step too many or too few shows
+    ones = torch.ones(W.shape[1], dtype=F64)
+    after = {k: models.power_iteration(_t(W), ones, k)[0].item() for k in (1, 2, 3)}
+    for k in (1, 2):
+        got_k = as_float_array(spectral_norm_estimate(_t(W), k), f"spectral_norm_estimate(W, {k})", shape=())
+        expect_close(got_k, after[k], f"spectral_norm_estimate(W, {k}), compared with sigma after {k} "
+                     f"power-iteration step{'s' if k > 1 else ''} from v = (1, ..., 1)", rtol=1e-9, atol=0, wrong={
+            f"that is sigma after {k + 1} steps: run exactly n_iter steps (for _ in range(n_iter)), each one call "
+            "of power_iteration_step, and return the last sigma.": after[k + 1],
+            **({"that is sigma after 1 step: run exactly n_iter steps (for _ in range(n_iter)), not n_iter - 1.":
+                after[1]} if k == 2 else {}),
+        })
 
 
 # --------------------------------------------------------------------------- Q2 the conditional gradient penalty

@@ -104,6 +104,10 @@ def check_q2(rng, generator_head):
                               f"({n}, 1, 28, 28), got {tuple(out.shape)}")
         if out.abs().max() > 1:
             raise CheckFailed("outputs leave [-1, 1]: the data are scaled to [-1, 1], so end with a tanh.")
+        if out.min() >= 0:  # a fresh head on random features gives pixels of both signs, unless its range is [0, 1]
+            raise CheckFailed(f"all {out.numel()} outputs are >= 0 (min {out.min().item():.3g}): the head's range is "
+                              "[0, 1] (a sigmoid?), but the images are scaled to [-1, 1], so black (-1) is out of "
+                              "reach: end with a tanh.")
     h1, h2 = torch.randn(2, 128, 7, 7, dtype=F64), torch.randn(2, 128, 7, 7, dtype=F64)
     if torch.allclose(head(h1), head(h2)):
         raise CheckFailed("the output does not depend on the input features")

@@ -7,7 +7,7 @@ square or upright triangle) in one of eight colours (the corners of the RGB cube
 background, at a random position and size, so the data has ``3 x 8 = 24`` known modes.
 
 - :func:`make_shapes` draws ``n`` images from a seed (vectorised NumPy: 50,000 images of
-  32 x 32 in about a second), balanced over the modes or over a chosen subset of them.
+  32 x 32 take seconds), balanced over the modes or over a chosen subset of them.
 - :func:`decode_shapes` reads shape, colour, position and size back from any image, generated
   or not, by fixed rules with stated tolerances (:class:`Tolerance`), and says why an image is
   none of the 24 modes (noise, a blend, two shapes, an off colour). It is not a learned classifier:

@@ -1,4 +1,5 @@
-"""``ganlib evaluate``: FID, precision/recall and classifier score of generated digits (chapter 09)."""
+"""``ganlib evaluate``: FID, precision/recall and classifier score of generated digits (chapter 09), and the
+coloured shapes' exact mode counts."""
 
 from __future__ import annotations
 
@@ -59,7 +60,9 @@ def main(argv: list[str]) -> int:
         description="Evaluate generated MNIST digits against the test set: FID, precision, recall, classifier "
                     "score and class coverage, next to the real-vs-real floor at the same n. Features come from "
                     "the course's own MNIST classifier (trained and cached on first use), so FID values are not "
-                    "comparable with published Inception-FID numbers.")
+                    "comparable with published Inception-FID numbers. For generators of the coloured shapes "
+                    "(ganlib train --data shapes), the 24 modes captured, high quality and reverse KL, counted "
+                    "exactly by decoding every sample.")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", metavar="FILE", help="a checkpoint.pt written by ganlib train")
     source.add_argument("--samples", metavar="FILE.npy",

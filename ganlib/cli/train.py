@@ -77,6 +77,12 @@ def _parser_train():
                    help="mixed precision: bf16 (default when given; CPU or CUDA) or fp16 (CUDA)")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory layout")
     p.add_argument("--compile", action="store_true", help="torch.compile the models (eager fallback)")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="capture the D and G steps in CUDA graphs and replay them (CUDA; eager fallback, with the reason)")
+    p.add_argument("--sync-every", type=positive(int),
+                   help="steps between reads of the statistics from the device (default 1 on CPU, 50 on CUDA)")
+    p.add_argument("--log-every", type=positive(int),
+                   help="steps between gradient-norm entries of the history (default 1 on CPU, 10 on CUDA)")
     p.add_argument("--ema", type=float, help="keep an EMA of G's weights with this decay, e.g. 0.999")
     p.add_argument("--distributed", action="store_true", help="data-parallel over the processes torchrun starts: "
                    "torchrun --nproc-per-node 2 -m ganlib train --distributed ... (--batch-size is the global batch)")
@@ -209,7 +215,8 @@ def _train_body(args, parser) -> int:
                          penalty_weight=pick("penalty_weight"), lr_g=pick("lr_g"), lr_d=pick("lr_d"), betas=betas,
                          device=str(device), seed=meta["seed"], out=out, checkpoint_every=pick("checkpoint_every"),
                          sample_every=pick("sample_every"), amp=args.amp, channels_last=args.channels_last,
-                         compile=args.compile, ema=pick("ema"), num_classes=meta["num_classes"],
+                         compile=args.compile, cuda_graphs=args.cuda_graphs, sync_every=args.sync_every,
+                         log_every=args.log_every, ema=pick("ema"), num_classes=meta["num_classes"],
                          distributed=args.distributed, sync_batchnorm=args.sync_batchnorm)
     seed_everything(config.seed, torch=True)
     G, D = build_models(meta)
@@ -219,14 +226,14 @@ def _train_body(args, parser) -> int:
     batches = Batches(x, config.batch_size, labels=y if config.num_classes else None, seed=config.seed,
                       device=device, rank=rank, world_size=world,
                       scale=not x.is_floating_point())  # the whole dataset on the device; uint8 scaled per batch
-    if ckpt is not None:  # every check of train_gan's resume, before announcing it
-        _check_resume(ckpt, out / CHECKPOINT, config, meta, G, D, batches)
     # status on stdout (errors go to stderr): a notebook shows it as ordinary output
     say = (lambda *a: print(*a, flush=True)) if rank == 0 else (lambda *a: None)  # only rank 0 talks
-    say(f"ganlib train: {model} on {kind} ({x.shape[0]} images of {tuple(x.shape[1:])}), device {device}, "
-        f"{'resuming at step ' + str(ckpt['step']) if ckpt else 'new run'} -> {out}"
-        + (f", {world} processes of {config.batch_size // world} images per step" if args.distributed else ""))
     try:
+        if ckpt is not None:  # every check of train_gan's resume, before announcing it
+            _check_resume(ckpt, out / CHECKPOINT, config, meta, G, D, batches)
+        say(f"ganlib train: {model} on {kind} ({x.shape[0]} images of {tuple(x.shape[1:])}), device {device}, "
+            f"{'resuming at step ' + str(ckpt['step']) if ckpt else 'new run'} -> {out}"
+            + (f", {world} processes of {config.batch_size // world} images per step" if args.distributed else ""))
         history = train_gan(G, D, batches, config, resume=bool(ckpt), overwrite=args.overwrite, meta=meta)
     finally:
         if args.distributed:

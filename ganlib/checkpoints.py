@@ -34,7 +34,8 @@ __all__ = ["CHECKPOINT", "save_checkpoint", "load_checkpoint", "build_models"]
 CHECKPOINT = "checkpoint.pt"  # its file name in a run's folder
 # Config fields that may change between a run and its resumption (budgets, folders, speed options).
 _RESUMABLE_CHANGES = {"steps", "minutes", "epochs", "device", "out", "checkpoint_every", "sample_every",
-                      "channels_last", "compile", "amp", "distributed", "sync_batchnorm"}
+                      "channels_last", "compile", "amp", "distributed", "sync_batchnorm", "cuda_graphs",
+                      "sync_every", "log_every"}
 
 
 def _rng_state(gen: torch.Generator, source) -> dict:

@@ -962,6 +962,16 @@ class Batches:
         xb = scale_images(self.x[idx]) if self.scale else self.x[idx]
         return xb if self.labels is None else (xb, self.labels[idx])
 
+    def to(self, device) -> "Batches":
+        """Move the dataset (and labels) to ``device``, in place; the stream of batches is unchanged. Returns self."""
+        import torch
+
+        self.device = torch.device(device)
+        self.x = self.x.to(self.device)
+        self.labels = self.labels.to(self.device) if self.labels is not None else None
+        self._perm = self._perm.to(self.device) if self._perm is not None else None
+        return self
+
     def state_dict(self) -> dict:
         """Everything needed to continue the exact stream: seed, epoch, position (plus sizes, checked on load)."""
         return {"seed": self.seed, "epoch": self.epoch, "position": self.position,

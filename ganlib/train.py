@@ -25,9 +25,14 @@ written only where ``_is_main_process()`` holds (rank 0 of a distributed run:
 ``TrainConfig(distributed=True)`` runs this loop in every process ``torchrun`` starts, with the
 pieces of :mod:`ganlib.distributed`).
 
-This module is longer than the others (about 1,000 lines) on purpose: the loop and the small
-pieces it is made of (config, history, data sources, checks, conditional models, EMA) are read
-together, as one algorithm with its options.
+Chapter 08's speed options keep a GPU busy without a second loop: the statistics of each step
+stay on the device and are read every ``sync_every`` steps, gradient norms are computed on logged
+steps only, an in-memory ``Batches`` moves to the GPU, Adam runs fused, and ``cuda_graphs``
+captures the whole D and G steps (:class:`_CudaGraphStep`), with an eager fallback that says why.
+
+This module is longer than the others (about 1,350 lines) on purpose: the loop and the small
+pieces it is made of (config, history, data sources, checks, speed options, conditional models,
+EMA) are read together, as one algorithm with its options.
 
 Examples
 --------
@@ -134,6 +139,29 @@ class TrainConfig:
         back to eager mode, with a warning, when torch cannot compile here.
     cudnn_benchmark : bool
         Let cuDNN pick the fastest convolution algorithms (CUDA only).
+    sync_every : int or None
+        Read the steps' statistics (losses, D's outputs, gradient norms) from the device every
+        so many steps, in one transfer. Between reads the host never waits for the device, so
+        a GPU always has work queued. The history keeps one row per step, filled in at the
+        read (or as soon as anyone reads ``history``, e.g. a callback); a NaN/inf still names
+        the step where it appeared, and checkpoints and sample grids are written only after a
+        read found every step before them finite. ``None``: 1 on a CPU or MPS (the values are
+        there at once), 50 on CUDA. A distributed run reads every step (its ranks agree on
+        stopping at every step).
+    log_every : int or None
+        Gradient norms (``grad_norm_d``, ``grad_norm_g``) are computed on steps ``log_every,
+        2 log_every, ...`` only; other rows hold ``None`` (NaN in ``history["grad_norm_d"]``).
+        ``None``: 1 on a CPU or MPS (every row, as always), 10 on CUDA. With ``cuda_graphs`` the
+        norms are part of the captured steps, cost no host time, and every row has them.
+    cuda_graphs : bool
+        After 3 eager warm-up steps, capture the whole D step and the whole G step (forwards,
+        backwards, optimiser steps, EMA) in two CUDA graphs and replay them, so the host issues
+        a handful of launches per step instead of hundreds. The steps compute the same things
+        (the noise and the real batch are drawn outside the graphs, in the same order, and
+        copied into the graphs' input buffers). CUDA only: elsewhere, and with what a graph
+        cannot hold (fp16's gradient scaler, WGAN-GP's random interpolation, distributed
+        training, an optimiser without ``capturable=True``, a failed capture), training runs
+        eagerly after a one-line warning that says why.
     ema : float or None
         Keep an exponential moving average of G's weights with this decay (e.g. 0.999);
         it is saved in checkpoints, draws the sample grids, and is used by ``ganlib sample --ema``.
@@ -186,6 +214,9 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool | str = False
     cudnn_benchmark: bool = True
+    sync_every: int | None = None
+    log_every: int | None = None
+    cuda_graphs: bool = False
     # later chapters: an EMA of G's weights, class-conditional models
     ema: float | None = None
     # appendix B: data-parallel training over torchrun's processes
@@ -202,7 +233,7 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer{' or None' if allow_none else ''}, "
                                  f"got {v!r}")
 
-        for name in ("steps", "checkpoint_every", "sample_every"):
+        for name in ("steps", "checkpoint_every", "sample_every", "sync_every", "log_every"):
             positive_int(name)
         for name in ("batch_size", "n_critic", "pack", "n_samples"):
             positive_int(name, allow_none=False)
@@ -233,6 +264,8 @@ class TrainConfig:
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer))
                                       or self.seed < 0):
             raise ValueError(f"seed must be a non-negative integer or None, got {self.seed!r}")
+        if not isinstance(self.cuda_graphs, bool):
+            raise ValueError(f"cuda_graphs must be True or False, got {self.cuda_graphs!r}")
         if self.amp not in AMP:
             raise ValueError(f"amp must be one of {AMP}, got {self.amp!r}")
         if self.ema is not None and not 0 < self.ema < 1:
@@ -292,7 +325,15 @@ class History:
     a probability ``sigmoid(logit)`` for the BCE losses ("minimax", "nonsaturating"), the raw
     output otherwise. ``loss_d`` and ``penalty`` are from the last of the ``n_critic`` D steps;
     ``samples_per_s`` counts real samples; ``time`` is seconds since training began (resumed
-    runs continue the clock).
+    runs continue the clock). ``grad_norm_d`` / ``grad_norm_g`` are ``None`` on the steps that
+    :func:`train_gan` does not log (``TrainConfig.log_every``).
+
+    While :func:`train_gan` runs, the rows of the steps whose statistics are still on the
+    device (``TrainConfig.sync_every``) are filled in at the next read, which any use of the
+    history (``len``, indexing, ``rows``) triggers. A read covers a window of steps: their
+    ``samples_per_s`` is the window's rate (the steps' own time plus the wait for the device,
+    so callbacks and checkpoints are not counted) and their ``time`` is spread evenly from the
+    previous read to this one; with one step per read (the CPU default) both are per step.
 
     Examples
     --------
@@ -302,7 +343,19 @@ class History:
     """
 
     def __init__(self, rows: Iterable[dict] = ()):
-        self.rows: list[dict] = [dict(r) for r in rows]
+        self._rows: list[dict] = [dict(r) for r in rows]
+        self._sync: Callable[[], None] | None = None  # train_gan's read of the statistics still on the device
+
+    @property
+    def rows(self) -> list[dict]:
+        """The rows, one dict per step (pending steps of a running :func:`train_gan` are read first)."""
+        if self._sync is not None:
+            self._sync()
+        return self._rows
+
+    @rows.setter
+    def rows(self, rows: list[dict]) -> None:
+        self._rows = rows
 
     def append(self, row: dict) -> None:
         self.rows.append(row)
@@ -454,11 +507,11 @@ def _infer_latent_dim(G: nn.Module) -> int:
     raise ValueError("cannot tell the generator's latent dimension: pass train_gan(..., latent_dim=...)")
 
 
-def _grad_norm(params: Sequence[Tensor]) -> Tensor:
-    """The 2-norm of all gradients together, as a tensor (no device sync)."""
+def _grad_norm(params: Sequence[Tensor], device: torch.device | None = None) -> Tensor:
+    """The 2-norm of all gradients together, as a tensor on ``device`` (no device sync)."""
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
-        return torch.zeros(())
+        return torch.zeros((), device=device)
     foreach_norm = getattr(torch, "_foreach_norm", None)  # one fused call where torch has it
     norms = foreach_norm(grads) if foreach_norm is not None else [torch.linalg.vector_norm(g) for g in grads]
     return torch.linalg.vector_norm(torch.stack([n.float() for n in norms]))
@@ -686,15 +739,20 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
     G.to(device)
     D.to(device)
     if cfg.channels_last:
-        G.to(memory_format=torch.channels_last)
-        D.to(memory_format=torch.channels_last)
-    opt_G = opt_G or torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=cfg.betas)
-    opt_D = opt_D or torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
+        _to_channels_last(G, D, device.type, cfg)
+    graphs_refusal = _cuda_graphs_refusal(cfg, device, opt_G, opt_D) if cfg.cuda_graphs else None
+    use_graphs = cfg.cuda_graphs and graphs_refusal is None
+    opt_flags = {}  # the default optimisers' implementation flags, set again after loading a checkpoint's state
+    if opt_G is None:
+        opt_G, opt_flags["G"] = _default_adam(G.parameters(), cfg.lr_g, cfg.betas, device, use_graphs)
+    if opt_D is None:
+        opt_D, opt_flags["D"] = _default_adam(D.parameters(), cfg.lr_d, cfg.betas, device, use_graphs)
     scaler_G, scaler_D = (_grad_scaler(device, cfg.amp == "fp16") for _ in range(2))
     G_ema = copy.deepcopy(G).requires_grad_(False) if cfg.ema else None
     d_loss, g_loss = _losses.LOSSES[cfg.loss] if isinstance(cfg.loss, str) else cfg.loss
     probs = cfg.loss in ("minimax", "nonsaturating")  # history shows D's outputs as probabilities
     dtype = next((p.dtype for p in D.parameters() if p.is_floating_point()), torch.get_default_dtype())
+    _data_to_device(data, device)
     source = _Source(data, cfg.batch_size // world, device, dtype, cfg.channels_last)
     labels = (lambda: _batch_labels(source, cfg.num_classes)) if cfg.num_classes else (lambda: ())  # noqa: E731
     gen = latent_generator(seed, device)
@@ -711,6 +769,9 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
             G_ema.load_state_dict(ckpt["models"]["G_ema"] or ckpt["models"]["G"])
         opt_G.load_state_dict(ckpt["optimizers"]["G"])
         opt_D.load_state_dict(ckpt["optimizers"]["D"])
+        for name, opt in (("G", opt_G), ("D", opt_D)):
+            if name in opt_flags:  # a run saved on another device: this device's implementation of Adam
+                _set_optimizer_flags(opt, opt_flags[name])
         scaler_G.load_state_dict(ckpt["scalers"]["G"]) if ckpt["scalers"]["G"] else None
         scaler_D.load_state_dict(ckpt["scalers"]["D"]) if ckpt["scalers"]["D"] else None
         _set_rng_state(ckpt["rng"], gen)
@@ -728,11 +789,15 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
     G_dp, D_dp = (_dist.wrap(G, device, cfg.sync_batchnorm), _dist.wrap(D, device, cfg.sync_batchnorm)) \
         if cfg.distributed else (G, D)  # DistributedDataParallel: backward passes average gradients over ranks
     Gf, Df = _maybe_compile(G_dp, D_dp, cfg.compile)
-    autocast = _autocast(device, cfg.amp)
+    autocast = _autocast(device, cfg.amp, cache=not use_graphs)  # graphs: no autocast weight cache across captures
     pack = lambda x: pack_samples(x, cfg.pack)  # noqa: E731
     d_params = [p for p in D.parameters() if p.requires_grad]
     g_params = [p for p in G.parameters() if p.requires_grad]
     n_written = len(history)
+    sync_every, log_every = _sync_and_log_every(cfg, device)
+    if graphs_refusal is not None:
+        warnings.warn(f"cuda_graphs: {graphs_refusal}; training without CUDA graphs", stacklevel=2)
+    not_logged = torch.full((), math.nan, device=device)  # the gradient norm of a step that does not log it
 
     def penalty(real: Tensor, fake: Tensor, y: tuple = ()) -> Tensor:  # float32, outside autocast: a second-order gradient
         if cfg.penalty is None:
@@ -753,10 +818,79 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
     def mean_output(out: Tensor) -> Tensor:
         return (torch.sigmoid(out) if probs else out).float().mean().detach()
 
-    def save(step: int, elapsed: float) -> None:
+    def d_step(real: Tensor, z: Tensor, *y: Tensor, norm: bool = True, check: bool = False) -> Tensor:
+        """One D step on ``real`` and the detached ``G(z)``: (loss_d, penalty, grad_norm_d, d_real, d_fake) on the device."""
+        with torch.no_grad(), autocast:
+            fake = Gf(z, *y)  # detached: no graph through G, same values as G(z).detach()
+        if check:  # the first step: G, D and the data fit together
+            _check_batch_shapes(real, fake.to(real.dtype), D, cfg.pack, y)
+        with autocast:
+            out_real, out_fake = Df(pack(real), *y), Df(pack(fake), *y)
+        loss_d = d_loss(out_real.float(), out_fake.float())
+        pen = penalty(real, fake, y)
+        opt_D.zero_grad(set_to_none=True)
+        scaler_D.scale(loss_d + pen).backward()
+        scaler_D.unscale_(opt_D)
+        grad_d = _grad_norm(d_params, device) if norm else not_logged
+        scaler_D.step(opt_D)
+        scaler_D.update()
+        if cfg.clip is not None:
+            _losses.clip_weights_(D, cfg.clip)
+        return torch.stack([loss_d.detach(), pen.detach(), grad_d, mean_output(out_real), mean_output(out_fake)])
+
+    def g_step(z: Tensor, *y: Tensor, norm: bool = True, check: bool = False) -> Tensor:
+        """One G step on a fresh ``z``, D frozen: (loss_g, grad_norm_g) on the device (``check``: unused)."""
+        with _frozen(d_params):
+            with autocast:
+                out_fake = Df(pack(Gf(z, *y)), *y)
+            loss_g = g_loss(out_fake.float())
+            opt_G.zero_grad(set_to_none=True)
+            scaler_G.scale(loss_g).backward()
+        scaler_G.unscale_(opt_G)
+        grad_g = _grad_norm(g_params, device) if norm else not_logged
+        scaler_G.step(opt_G)
+        scaler_G.update()
+        if G_ema is not None:
+            _ema_update(G_ema, G, cfg.ema)
+        return torch.stack([loss_g.detach(), grad_g])
+
+    if use_graphs:  # each step captured once (norms included), then replayed
+        d_run, g_run = _CudaGraphStep(d_step, "D"), _CudaGraphStep(g_step, "G")
+    else:
+        d_run, g_run = d_step, g_step
+
+    # ---- statistics: queued on the device, read every sync_every steps (or when the history is read)
+    pending: list[tuple] = []  # (step, stats on the device, real samples, seconds of the step, norms computed)
+    last_read = [clock0]  # the training clock at the previous read
+
+    def sync() -> None:
+        """Read the pending steps' statistics in one transfer, check them in order, append their rows."""
+        if not pending:
+            return
+        t = time.perf_counter()
+        stats = pending[0][1][None] if len(pending) == 1 else torch.stack([p[1] for p in pending])
+        values = stats.tolist()  # the one wait for the device
+        now = time.perf_counter()
+        window = pending[:]
+        pending.clear()
+        rate = sum(w[2] for w in window) / max(sum(w[3] for w in window) + (now - t), 1e-9)
+        clock, previous = clock0 + (now - t_start), last_read[0]
+        last_read[0] = clock
+        k = cfg.n_critic
+        for i, ((s, _, _, _, norms), v) in enumerate(zip(window, values)):
+            _check_finite(s, v, k, skip_grads=cfg.amp == "fp16" or not norms, out=out if writer else None)
+            ld, pn, gd, dr, df = v[5 * (k - 1): 5 * k]
+            history._rows.append({"step": s, "loss_d": ld, "loss_g": v[-2], "d_real": dr, "d_fake": df,
+                                  "grad_norm_d": gd if norms else None, "grad_norm_g": v[-1] if norms else None,
+                                  "penalty": pn, "samples_per_s": rate,
+                                  "time": previous + (clock - previous) * (i + 1) / len(window)})
+
+    def save(step: int) -> None:
         nonlocal n_written
+        sync()  # only a state whose every step was checked finite is saved
         if not writer:
             return
+        elapsed = clock0 + (time.perf_counter() - t_start)
         out.mkdir(parents=True, exist_ok=True)
         with open(out / HISTORY, "w" if n_written == 0 else "a") as f:
             for r in history.rows[n_written:]:
@@ -775,6 +909,7 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
         })
 
     def save_samples(step: int) -> None:
+        sync()
         if writer:
             _save_sample_grid(G_ema or G, fixed_z, out / "samples" / f"step_{step:06d}.png", cfg.num_classes)
 
@@ -786,77 +921,50 @@ def train_gan(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = Non
     interrupted = _SigintFlag(enabled=writer or cfg.distributed)
     t_start = time.perf_counter()
     step = start_step
-    with interrupted:
-        for step in bar:
-            t0 = time.perf_counter()
-            d_stats = []
-            # ---- the D step(s): real batch vs detached fake batch --------------------------------
-            for _ in range(cfg.n_critic):
-                real = source.next()
-                y = labels()  # () or, for a conditional run, (the real batch's labels,)
+    history._sync = sync
+    try:
+        with interrupted:
+            for step in bar:
+                t0 = time.perf_counter()
+                norms = use_graphs or step % log_every == 0
+                d_stats = []
+                # ---- the D step(s): real batch vs detached fake batch ---------------------------------
+                for k in range(cfg.n_critic):
+                    real = source.next()
+                    y = labels()  # () or, for a conditional run, (the real batch's labels,)
+                    z = draw_z(real.shape[0])
+                    d_stats.append(d_run(real, z, *y, norm=norms, check=step == start_step + 1 and k == 0))
+                # ---- the G step: fresh z, D frozen ------------------------------------------------------
                 z = draw_z(real.shape[0])
-                with torch.no_grad(), autocast:
-                    fake = Gf(z, *y)  # detached: no graph through G, same values as G(z).detach()
-                if step == start_step + 1 and not d_stats:
-                    _check_batch_shapes(real, fake.to(real.dtype), D, cfg.pack, y)
-                with autocast:
-                    out_real, out_fake = Df(pack(real), *y), Df(pack(fake), *y)
-                loss_d = d_loss(out_real.float(), out_fake.float())
-                pen = penalty(real, fake, y)
-                opt_D.zero_grad(set_to_none=True)
-                scaler_D.scale(loss_d + pen).backward()
-                scaler_D.unscale_(opt_D)
-                grad_d = _grad_norm(d_params)
-                scaler_D.step(opt_D)
-                scaler_D.update()
-                if cfg.clip is not None:
-                    _losses.clip_weights_(D, cfg.clip)
-                d_stats.append(torch.stack([loss_d.detach(), pen.detach(), grad_d.to(device),
-                                            mean_output(out_real), mean_output(out_fake)]))
-            # ---- the G step: fresh z, D frozen -----------------------------------------------------
-            z = draw_z(real.shape[0])
-            y = (draw_labels(real.shape[0]),) if cfg.num_classes else ()
-            with _frozen(d_params):
-                with autocast:
-                    out_fake = Df(pack(Gf(z, *y)), *y)
-                loss_g = g_loss(out_fake.float())
-                opt_G.zero_grad(set_to_none=True)
-                scaler_G.scale(loss_g).backward()
-            scaler_G.unscale_(opt_G)
-            grad_g = _grad_norm(g_params)
-            scaler_G.step(opt_G)
-            scaler_G.update()
-            if G_ema is not None:
-                _ema_update(G_ema, G, cfg.ema)
-            # ---- bookkeeping: one device sync per step --------------------------------------------
-            stats = torch.cat([torch.stack(d_stats).flatten(), torch.stack([loss_g.detach(), grad_g.to(device)])])
-            stop = interrupted.flag or (cfg.minutes is not None and time.perf_counter() - t_start >= 60 * cfg.minutes)
-            if cfg.distributed:  # global-batch means on every rank, and one stop decision for all of them
-                stats, stop = _dist.all_mean(stats, stop)
-            values = stats.tolist()
-            _check_finite(step, values, cfg.n_critic, skip_grads=cfg.amp == "fp16", out=out if writer else None)
-            t1 = time.perf_counter()
-            ld, pn, gd, dr, df = values[5 * (cfg.n_critic - 1): 5 * cfg.n_critic]
-            history.append({"step": step, "loss_d": ld, "loss_g": values[-2], "d_real": dr, "d_fake": df,
-                            "grad_norm_d": gd, "grad_norm_g": values[-1], "penalty": pn,
-                            "samples_per_s": cfg.n_critic * real.shape[0] * world / max(t1 - t0, 1e-9),
-                            "time": clock0 + (t1 - t_start)})
-            for fn in callbacks:
-                fn(step, G, D, history)
-            if cfg.sample_every and step % cfg.sample_every == 0:
-                save_samples(step)
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                save(step, clock0 + (time.perf_counter() - t_start))
-            # a Ctrl-C during this step's callbacks stops here too; a distributed run stops only on the
-            # decision all ranks share (computed above), so that no rank waits for the others forever
-            if stop or (interrupted.flag and not cfg.distributed):
-                break
-        getattr(bar, "close", lambda: None)()
-        if step > start_step:  # the end of the run: a last sample grid and checkpoint, unless just written
-            if not (cfg.sample_every and step % cfg.sample_every == 0):
-                save_samples(step)
-            if not (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
-                save(step, clock0 + (time.perf_counter() - t_start))
+                y = (draw_labels(real.shape[0]),) if cfg.num_classes else ()
+                stats = torch.cat([*d_stats, g_run(z, *y, norm=norms)])
+                # ---- bookkeeping: no wait for the device until sync_every steps are queued ---------------
+                stop = interrupted.flag or (cfg.minutes is not None and
+                                            time.perf_counter() - t_start >= 60 * cfg.minutes)
+                if cfg.distributed:  # global-batch means on every rank, and one stop decision for all of them
+                    stats, stop = _dist.all_mean(stats, stop)
+                pending.append((step, stats, cfg.n_critic * real.shape[0] * world, time.perf_counter() - t0, norms))
+                if len(pending) >= sync_every:
+                    sync()
+                for fn in callbacks:
+                    fn(step, G, D, history)
+                if cfg.sample_every and step % cfg.sample_every == 0:
+                    save_samples(step)
+                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                    save(step)
+                # a Ctrl-C during this step's callbacks stops here too; a distributed run stops only on the
+                # decision all ranks share (computed above), so that no rank waits for the others forever
+                if stop or (interrupted.flag and not cfg.distributed):
+                    break
+            getattr(bar, "close", lambda: None)()
+            sync()
+            if step > start_step:  # the end of the run: a last sample grid and checkpoint, unless just written
+                if not (cfg.sample_every and step % cfg.sample_every == 0):
+                    save_samples(step)
+                if not (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+                    save(step)
+    finally:
+        history._sync = None
     if interrupted.flag:
         raise KeyboardInterrupt(f"training interrupted at step {step}"
                                 + (f"; checkpoint saved to {out / CHECKPOINT}" if writer else ""))
@@ -933,10 +1041,191 @@ def _grad_scaler(device: torch.device, enabled: bool):
     return torch.cuda.amp.GradScaler(enabled=enabled)  # torch < 2.3
 
 
-def _autocast(device: torch.device, amp: str | None):
+def _autocast(device: torch.device, amp: str | None, cache: bool = True):
     if amp is None:
         return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16, cache_enabled=cache)
+
+
+# --------------------------------------------------------------------------- chapter 08: keeping a GPU busy
+
+_GPU_SYNC_EVERY, _GPU_LOG_EVERY = 50, 10  # the CUDA defaults of sync_every and log_every
+_GRAPH_WARMUP = 3  # eager steps before the capture (lazy initialisation, cuDNN's choices, torch.compile)
+_DATA_ON_DEVICE_BYTES = 2 * 2**30  # a Batches up to this size moves to the GPU (MNIST at 64 px: 0.98 GB)
+
+
+def _sync_and_log_every(cfg: TrainConfig, device: torch.device) -> tuple[int, int]:
+    """``(sync_every, log_every)`` with the defaults filled in: 1 and 1 on a CPU or MPS, 50 and 10 on CUDA.
+
+    A CPU computes each value before the host moves on, so reading it at once costs nothing
+    and keeps every row exactly as before; a GPU runs behind the host, and every read makes the
+    host wait until the GPU has caught up, so it reads rarely. A distributed run reads every step.
+
+    Examples
+    --------
+    >>> _sync_and_log_every(TrainConfig(), torch.device("cpu")), _sync_and_log_every(TrainConfig(), torch.device("cuda"))
+    ((1, 1), (50, 10))
+    """
+    gpu = device.type == "cuda"
+    sync_every = 1 if cfg.distributed else cfg.sync_every or (_GPU_SYNC_EVERY if gpu else 1)
+    return sync_every, cfg.log_every or (_GPU_LOG_EVERY if gpu else 1)
+
+
+def _channels_last_exceptions(G: nn.Module, device_type: str, cfg: TrainConfig) -> list[str]:
+    """Names of G's layers whose weights keep the default layout when the models go channels_last.
+
+    On CUDA, torch.compile with channels_last (measured with bf16 autocast, torch 2.11) fails in
+    the backward pass of G's first transposed convolution, the one fed the latent vector as a
+    1x1 image: inductor expects its weight gradient in the weight's channels_last strides and
+    cuDNN returns it contiguous (a 1x1 input is both layouts at once, and cuDNN takes the default).
+    Keeping that one weight contiguous avoids the mismatch; it is 4x4 and one layer of G, so
+    its layout costs nothing measurable. CPUs train with every combination as it is.
+
+    Examples
+    --------
+    >>> from ganlib.models import dcgan_generator
+    >>> G = dcgan_generator(28, width=8)
+    >>> cfg = TrainConfig(channels_last=True, compile=True, amp="bf16")
+    >>> _channels_last_exceptions(G, "cuda", cfg), _channels_last_exceptions(G, "cpu", cfg)
+    (['main.0'], [])
+    """
+    if not (device_type == "cuda" and cfg.channels_last and cfg.compile):
+        return []
+    first = next(((name, m) for name, m in G.named_modules() if isinstance(m, (nn.ConvTranspose2d, nn.Conv2d))), None)
+    return [first[0]] if first is not None and isinstance(first[1], nn.ConvTranspose2d) else []
+
+
+def _to_channels_last(G: nn.Module, D: nn.Module, device_type: str, cfg: TrainConfig) -> list[str]:
+    """Both models in the NHWC layout, except the layers :func:`_channels_last_exceptions` names; returns those names."""
+    G.to(memory_format=torch.channels_last)
+    D.to(memory_format=torch.channels_last)
+    keep = _channels_last_exceptions(G, device_type, cfg)
+    modules = dict(G.named_modules())
+    for name in keep:
+        modules[name].to(memory_format=torch.contiguous_format)
+    return keep
+
+
+def _cuda_graphs_refusal(cfg: TrainConfig, device: torch.device, opt_G=None, opt_D=None) -> str | None:
+    """Why the D and G steps cannot be captured in CUDA graphs here, in a few words; ``None`` when they can.
+
+    Examples
+    --------
+    >>> _cuda_graphs_refusal(TrainConfig(cuda_graphs=True), torch.device("cpu"))
+    'CUDA graphs need a CUDA device and this run is on cpu'
+    >>> print(_cuda_graphs_refusal(TrainConfig(cuda_graphs=True), torch.device("cuda")))
+    None
+    """
+    if device.type != "cuda":
+        return f"CUDA graphs need a CUDA device and this run is on {device.type}"
+    if not hasattr(torch.cuda, "CUDAGraph"):
+        return f"torch {torch.__version__} has no torch.cuda.CUDAGraph"
+    if cfg.distributed:
+        return "a distributed run synchronises its ranks inside the step (not captured here)"
+    if cfg.amp == "fp16":
+        return "fp16's gradient scaler decides on the host whether to skip a step"
+    if cfg.penalty == "gp":
+        return "the WGAN-GP penalty draws random interpolation weights inside the step"
+    for name, opt in (("G", opt_G), ("D", opt_D)):
+        if opt is not None and not all(g.get("capturable", False) for g in opt.param_groups):
+            return f"the optimiser given for {name} was built without capturable=True"
+    return None
+
+
+def _default_adam(params, lr: float, betas: tuple[float, float], device: torch.device,
+                  capturable: bool) -> tuple[torch.optim.Optimizer, dict]:
+    """The default optimiser and its implementation flags: on CUDA Adam's fused kernel (one launch for all
+    parameters, and float16's scaler needs no host check); elsewhere exactly ``Adam(params, lr, betas)``."""
+    params = list(params)
+    if device.type != "cuda":
+        opt = torch.optim.Adam(params, lr=lr, betas=betas)
+    else:
+        try:
+            opt = torch.optim.Adam(params, lr=lr, betas=betas, fused=True, capturable=capturable)
+        except (TypeError, ValueError, RuntimeError):  # a torch without the fused kernel: foreach, a few launches
+            opt = torch.optim.Adam(params, lr=lr, betas=betas, foreach=True, capturable=capturable)
+    group = opt.param_groups[0]
+    return opt, {k: group[k] for k in ("foreach", "fused", "capturable") if k in group}
+
+
+def _set_optimizer_flags(opt: torch.optim.Optimizer, flags: dict) -> None:
+    """Set implementation flags again after ``load_state_dict`` (which takes the saving run's), with the step counters
+    where they belong: on the parameter's device for fused or capturable Adam, on the CPU otherwise."""
+    for group in opt.param_groups:
+        group.update(flags)
+    on_device = bool(flags.get("fused") or flags.get("capturable"))
+    for p, state in opt.state.items():
+        step = state.get("step") if isinstance(state, dict) else None
+        if isinstance(step, Tensor):
+            state["step"] = step.to(p.device if on_device else "cpu")
+
+
+def _data_to_device(data, device: torch.device) -> bool:
+    """Move a ``ganlib.data.Batches`` held on the CPU to a CUDA device, in place, when it fits easily.
+
+    Batches are then gathered on the GPU (no copy from the host per step). The stream of
+    batches is unchanged. The limit: 2 GiB and a quarter of the GPU's free memory. Returns
+    whether it moved.
+    """
+    from ganlib.images import Batches
+
+    if device.type != "cuda" or not isinstance(data, Batches) or data.device.type == "cuda":
+        return False
+    size = data.x.element_size() * data.x.nelement()
+    if data.labels is not None:
+        size += data.labels.element_size() * data.labels.nelement()
+    free = torch.cuda.mem_get_info(device)[0] if hasattr(torch.cuda, "mem_get_info") else 0
+    if size > min(_DATA_ON_DEVICE_BYTES, free // 4):
+        return False
+    data.to(device)
+    return True
+
+
+class _CudaGraphStep:
+    """A step function run eagerly for its first calls, then captured once in a CUDA graph and replayed.
+
+    The tensors passed in are copied into the graph's input buffers before each replay, and
+    the statistics it returns are cloned (the next replay overwrites them). The warm-up calls run
+    on a side stream (as torch's documentation of whole-network capture asks), so lazy
+    initialisation, cuDNN's algorithm search and compilation happen before the capture. When the
+    capture fails, a one-line warning says why and every later call runs eagerly.
+    """
+
+    def __init__(self, fn: Callable[..., Tensor], name: str, warmup: int = _GRAPH_WARMUP):
+        self.fn, self.name, self.warmup = fn, name, warmup
+        self.calls, self.graph, self.eager = 0, None, False
+        self.inputs: list[Tensor] = []
+        self.output: Tensor | None = None
+
+    def __call__(self, *tensors: Tensor, norm: bool = True, check: bool = False) -> Tensor:
+        self.calls += 1
+        if self.eager:
+            return self.fn(*tensors, norm=norm, check=check)
+        if self.graph is None and self.calls <= self.warmup:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                out = self.fn(*tensors, norm=True, check=check)
+            torch.cuda.current_stream().wait_stream(side)
+            return out
+        if self.graph is None:
+            try:
+                self.inputs = [t.clone() for t in tensors]
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    self.output = self.fn(*self.inputs, norm=True)
+                self.graph = graph
+            except Exception as e:  # noqa: BLE001 - anything that cannot be captured runs eagerly
+                self.eager, self.inputs, self.output = True, [], None
+                warnings.warn(f"cuda_graphs: the {self.name} step could not be captured "
+                              f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); training it without CUDA graphs",
+                              stacklevel=3)
+                return self.fn(*tensors, norm=norm, check=check)
+        else:
+            for buffer, t in zip(self.inputs, tensors):
+                buffer.copy_(t)
+        self.graph.replay()
+        return self.output.clone()
 
 
 @torch.no_grad()

@@ -13,7 +13,8 @@ measures, at batch 128 on MNIST:
 - **ganlib**: ``ganlib.train.train_gan`` on ``ganlib.models.dcgan_generator`` /
   ``dcgan_discriminator`` fed by ``ganlib.data.Batches`` over ``mnist_images`` (resized once, up
   front), with each chapter-08 option off and on: ``amp`` (bfloat16 autocast), ``channels_last``,
-  ``compile``, and all three.
+  ``compile``, and all three; on CUDA also ``cuda_graphs`` (the whole D and G steps captured and
+  replayed) alone, with bf16, and with all three.
 
 Every configuration runs in a fresh subprocess (so peak memory, compile caches and thread
 pools do not leak between them): ``--warmup`` steps, then ``--steps`` timed steps. Reported:
@@ -23,7 +24,13 @@ peak mark is reset once the data is loaded, on Linux; elsewhere ``resource.getru
 lifetime peak; also the increase over the resident set after loading; CUDA:
 ``torch.cuda.max_memory_allocated``), the processor time per step of the training process (all its
 threads; much less sensitive than wall-clock time to other programs competing for the CPU) and the
-ratio ganlib / reference. The results go to a JSON file (device, threads, versions, load average,
+ratio ganlib / reference. On CUDA the timed steps are bracketed by two synchronisations only
+(ganlib reads its statistics every 50 steps there; a wait in every step would hide what it saves),
+and a further ``--profile-steps`` steps run under ``torch.profiler``: the **GPU busy fraction** is
+the CUDA kernel time per step it records (kernels, copies and fills on the GPU) divided by the wall
+time per step of the timed steps (the profiler's own overhead on the host is not counted; the
+fraction measured inside the profiled steps is reported too). Per size, a **best** line names the
+fastest ganlib configuration. The results go to a JSON file (device, threads, versions, load average,
 every measurement; rewritten after each configuration, so an interrupted run keeps what it measured)
 and a table on stdout.
 
@@ -32,6 +39,7 @@ Usage::
     python benchmarks/dcgan_throughput.py                       # CPU or CUDA, all configurations
     python benchmarks/dcgan_throughput.py --sizes 28 --steps 5  # quicker
     python benchmarks/dcgan_throughput.py --quick               # 2 warm-up + 3 timed steps, 4096 images
+    python benchmarks/dcgan_throughput.py --device cuda --steps 40 --warmup 5   # a GPU, as in chapter 08
 
 MNIST is found as by ``ganlib.data.mnist_dir`` (``$GANLIB_DATA``, the user cache, or a download).
 Timings depend on everything else the machine is doing: the JSON records the load average.
@@ -55,7 +63,12 @@ OPTIONS = {  # name -> ganlib TrainConfig options
     "channels_last": {"channels_last": True},
     "compile": {"compile": True},
     "all": {"amp": "bf16", "channels_last": True, "compile": True},
+    "cuda_graphs": {"cuda_graphs": True},
+    "graphs_amp": {"cuda_graphs": True, "amp": "bf16"},
+    "graphs_all": {"cuda_graphs": True, "amp": "bf16", "channels_last": True, "compile": True},
 }
+CUDA_ONLY = ("cuda_graphs", "graphs_amp", "graphs_all")  # on a CPU they would measure the eager fallback
+GRAPH_WARMUP = 5  # ganlib captures after 3 eager steps; the capture step and one replay stay out of the timing
 MNIST_TRAIN = 60_000
 
 
@@ -164,7 +177,7 @@ def reference_run(spec: dict, device, images, labels, on_step) -> None:
     loader = torch.utils.data.DataLoader(ReferenceMNIST(images, labels, spec["size"]), batch_size=spec["batch_size"],
                                          shuffle=True, num_workers=spec["workers"])
     real_label, fake_label = 1.0, 0.0
-    step, total = 0, spec["warmup"] + spec["steps"]
+    step, total = 0, spec["warmup"] + spec["steps"] + spec.get("profile_steps", 0)
     while step < total:
         for data in loader:
             # (1) Update D: maximize log(D(x)) + log(1 - D(G(z)))
@@ -210,7 +223,8 @@ def ganlib_run(spec: dict, device, images, labels, on_step) -> None:
     D = models.dcgan_discriminator(spec["size"], 1, spec["width"])
     on_device = device if device.type == "cuda" else None                # CUDA: the whole dataset on the GPU
     batches = data.Batches(images, spec["batch_size"], seed=spec["seed"], device=on_device)
-    config = train.TrainConfig(steps=spec["warmup"] + spec["steps"], batch_size=spec["batch_size"],
+    config = train.TrainConfig(steps=spec["warmup"] + spec["steps"] + spec.get("profile_steps", 0),
+                               batch_size=spec["batch_size"],
                                device=str(device), seed=spec["seed"], **OPTIONS[spec["options"]])
     train.train_gan(G, D, batches, config, callbacks=[lambda step, G, D, h: on_step(step, spec["batch_size"])])
 
@@ -264,17 +278,26 @@ def worker(spec: dict) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
 
     stamps = []
+    w, timed_end = spec["warmup"], spec["warmup"] + spec["steps"]
+    profile_end = timed_end + spec.get("profile_steps", 0)
+    prof = {}
 
     def on_step(step, batch):
-        if device.type == "cuda":
+        if device.type == "cuda" and step in (w, timed_end, profile_end):  # the only waits for the GPU
             torch.cuda.synchronize(device)
-        stamps.append((step, time.perf_counter(), batch, time.process_time()))
+        if step <= timed_end:
+            stamps.append((step, time.perf_counter(), batch, time.process_time()))
+        if step == timed_end and profile_end > timed_end:
+            prof["profiler"] = profiler_start()
+            prof["t0"] = time.perf_counter()
+        elif step == profile_end and "profiler" in prof:
+            prof["wall_s"] = time.perf_counter() - prof["t0"]
+            prof["profiler"].stop()
 
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         (reference_run if spec["impl"] == "reference" else ganlib_run)(spec, device, images, labels, on_step)
-    w = spec["warmup"]
     (_, t_first, _, cpu_first), (_, t_last, _, cpu_last) = stamps[w - 1], stamps[-1]
     images_timed = sum(s[2] for s in stamps[w:])
     rate = images_timed / (t_last - t_first)
@@ -286,7 +309,44 @@ def worker(spec: dict) -> dict:
            "warnings": sorted({str(c.message).splitlines()[0][:200] for c in caught})}
     if device.type == "cuda":
         out["peak_cuda_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    if "wall_s" in prof:
+        n = profile_end - timed_end
+        kernel_s = gpu_time_s(prof["profiler"]) / n
+        out.update(profile_steps=n, gpu_kernel_s_per_step=kernel_s, gpu_busy=min(1.0, kernel_s / out["step_s"]),
+                   gpu_busy_while_profiled=min(1.0, kernel_s * n / prof["wall_s"]))
     return out
+
+
+def profiler_start():
+    """torch.profiler recording CPU and CUDA activity, started now."""
+    from torch.profiler import ProfilerActivity, profile
+
+    p = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
+    p.start()
+    return p
+
+
+def gpu_time_s(p) -> float:
+    """Seconds the GPU spent in kernels, copies and fills during a profile (the union of their intervals,
+    so work on overlapping streams is not counted twice)."""
+    from torch.autograd import DeviceType
+
+    spans = [(e.time_range.start, e.time_range.end) for e in p.events() if e.device_type == DeviceType.CUDA]
+    return busy_union(spans) * 1e-6  # the profiler's times are in microseconds
+
+
+def busy_union(spans: list[tuple[float, float]]) -> float:
+    """Length of the union of the intervals ``(start, end)``: busy time, each moment counted once.
+
+    >>> busy_union([(0, 2), (1, 3), (5, 6)])
+    4
+    """
+    total, end = 0, float("-inf")
+    for a, b in sorted(spans):
+        if b > end:
+            total += b - max(a, end)
+            end = b
+    return total
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -329,20 +389,23 @@ def run_config(spec: dict, timeout: float) -> dict:
 
 def table(rows: list[dict]) -> str:
     head = ["size", "implementation", "options", "images/s", "s/epoch", "CPU s/step", "peak MiB", "+train MiB",
-            "vs reference"]
+            "vs reference", "GPU busy"]
     out = [head]
     for r in rows:
         m = r["result"]
         if "error" in m:
-            out.append([str(r["size"]), r["impl"], r["options"], "error: " + m["error"], "", "", "", "", ""])
+            out.append([str(r["size"]), r["impl"], r["options"], "error: " + m["error"], "", "", "", "", "", ""])
             continue
         mem = m.get("peak_cuda_mib")
         peak = f"{mem:.0f} (GPU)" if mem is not None else f"{m['peak_rss_mib']:.0f}"
         extra = "" if mem is not None or m.get("rss_after_load_mib") is None else \
             f"{m['peak_rss_mib'] - m['rss_after_load_mib']:.0f}"
         ratio = f"{r['ratio']:.2f}" if r.get("ratio") is not None else ("1.00" if r["impl"] == "reference" else "")
-        out.append([str(r["size"]), r["impl"], r["options"], f"{m['images_per_s']:.0f}", f"{m['epoch_s']:.0f}",
-                    f"{m['cpu_s_per_step']:.2f}", peak, extra, ratio])
+        busy = f"{100 * m['gpu_busy']:.0f} %" if m.get("gpu_busy") is not None else "n/a"
+        epoch = f"{m['epoch_s']:.0f}" if m["epoch_s"] >= 100 else f"{m['epoch_s']:.2f}"
+        out.append([str(r["size"]), r["impl"], r["options"], f"{m['images_per_s']:.0f}", epoch,
+                    f"{m['cpu_s_per_step']:.4f}" if m["cpu_s_per_step"] < 0.1 else f"{m['cpu_s_per_step']:.2f}",
+                    peak, extra, ratio, busy])
     widths = [max(len(row[i]) for row in out) for i in range(len(head))]
     lines = ["  ".join(c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
              for row in out]
@@ -352,8 +415,9 @@ def table(rows: list[dict]) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[64, 28], choices=[28, 64])
-    p.add_argument("--options", nargs="+", default=list(OPTIONS), choices=list(OPTIONS),
-                   help="ganlib configurations to measure (the reference is always measured)")
+    p.add_argument("--options", nargs="+", choices=list(OPTIONS),
+                   help="ganlib configurations to measure (the reference is always measured); default: all, "
+                   "without the CUDA-graph ones on a CPU")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--steps", type=int, default=10, help="timed steps per configuration")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first (compile: at least 3)")
@@ -365,6 +429,8 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--images", type=int, default=0, help="use only the first N MNIST images (0: all 60,000)")
     p.add_argument("--quick", action="store_true", help="2 warm-up and 3 timed steps on 4,096 images")
+    p.add_argument("--profile-steps", type=int, default=10,
+                   help="CUDA: steps after the timed ones run under torch.profiler for the GPU busy fraction (0: none)")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per configuration")
     p.add_argument("--json", default="dcgan_throughput.json", help="where to write the results")
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -380,43 +446,60 @@ def main(argv=None) -> int:
         p.error("--device cuda: no CUDA device is available")
     if args.quick:
         args.warmup, args.steps, args.images = 2, 3, args.images or 4096
+    if args.options is None:
+        args.options = [o for o in OPTIONS if device == "cuda" or o not in CUDA_ONLY]
     env = environment(device, args.threads)
     print(f"DCGAN throughput on {device} ({env.get('gpu', env['cpu'])}), {env['threads']} threads, torch "
           f"{env['torch']}, batch {args.batch_size}, {args.warmup} warm-up + {args.steps} timed steps; "
           f"load average {env['load_average_start']}", flush=True)
-    rows = []
+    rows, best = [], {}
 
     def write(done: bool) -> None:  # after every configuration: an interrupted run keeps what it measured
         env["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
         report = {"environment": env, "settings": {k: v for k, v in vars(args).items() if k != "worker"},
-                  "complete": done, "runs": rows}
+                  "complete": done, "runs": rows, "best": best}
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
 
     for size in args.sizes:
         width = args.width_64 if size == 64 else args.width_28
         for impl, options in [("reference", "none")] + [("ganlib", o) for o in args.options]:
             warmup = max(args.warmup, 3) if "compile" in OPTIONS[options] else args.warmup
+            if "cuda_graphs" in OPTIONS[options] and device == "cuda":
+                warmup = max(warmup, GRAPH_WARMUP)
             spec = {"impl": impl, "options": options, "size": size, "width": width, "latent_dim": args.latent_dim,
                     "batch_size": args.batch_size, "steps": args.steps, "warmup": max(warmup, 1), "seed": 0,
-                    "workers": args.workers, "threads": args.threads, "device": device, "n_images": args.images}
+                    "workers": args.workers, "threads": args.threads, "device": device, "n_images": args.images,
+                    "profile_steps": args.profile_steps if device == "cuda" else 0}
             t = time.perf_counter()
             result = run_config(spec, args.timeout)
             rows.append({**{k: spec[k] for k in ("impl", "options", "size", "width")}, "result": result})
-            status = result.get("error") or f"{result['images_per_s']:.0f} images/s"
+            status = result.get("error") or f"{result['images_per_s']:.0f} images/s" + (
+                f", GPU busy {100 * result['gpu_busy']:.0f} %" if result.get("gpu_busy") is not None else "")
             print(f"  {size} px  {impl:9s} {options:13s} {status}  ({time.perf_counter() - t:.0f} s)", flush=True)
             write(done=False)
         ref = next((r["result"] for r in rows if r["size"] == size and r["impl"] == "reference"), {})
         for r in rows:
             if r["size"] == size and r["impl"] == "ganlib" and "error" not in r["result"] and "error" not in ref:
                 r["ratio"] = r["result"]["images_per_s"] / ref["images_per_s"]
+        measured = [r for r in rows if r["size"] == size and r["impl"] == "ganlib" and "error" not in r["result"]]
+        if measured:
+            top = max(measured, key=lambda r: r["result"]["images_per_s"])
+            best[str(size)] = {"options": top["options"], "images_per_s": top["result"]["images_per_s"],
+                               "epoch_s": top["result"]["epoch_s"], "ratio": top.get("ratio"),
+                               "gpu_busy": top["result"].get("gpu_busy")}
     write(done=True)
     print()
     print(table(rows))
+    for size, b in best.items():
+        print(f"best at {size} px: ganlib {b['options']}, {b['images_per_s']:.0f} images/s (an MNIST epoch in "
+              f"{b['epoch_s']:.2f} s)" + (f", {b['ratio']:.2f}x the reference" if b["ratio"] is not None else "")
+              + (f", GPU busy {100 * b['gpu_busy']:.0f} %" if b["gpu_busy"] is not None else ""))
     print(f"\nimages/s: real images per second; s/epoch: 60,000 MNIST images at that rate; CPU s/step: processor "
           f"time of the training process per step, all threads (less sensitive to other load than wall-clock time; "
           f"the reference's DataLoader workers not included); peak MiB: the process's "
           f"peak resident memory while training (GPU: max_memory_allocated); +train: above the resident memory after "
-          f"loading the data.\n"
+          f"loading the data; GPU busy: CUDA kernel time per step (torch.profiler, {args.profile_steps} steps after "
+          f"the timed ones) / wall time per step (n/a on a CPU).\n"
           f"Results written to {args.json}; load average at the end {env['load_average_end']}.")
     return 0
 

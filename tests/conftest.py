@@ -80,21 +80,60 @@ def solution_namespace(chapter_file: str) -> dict:
     return namespace
 
 
-def assert_questions_fast(chapter_file: str, questions, seeds=(0,), limit: float = 1.0):
-    """Every question passes on the solution's answers within ``limit`` seconds of CPU time, for each seed.
+def _numbers(x, depth: int = 0) -> int:
+    """How many numbers ``x`` holds: arrays, tensors, a module's parameters and buffers, in lists, tuples and dicts."""
+    import sys
 
-    CPU time of this process, not wall-clock time: what a question costs, whatever else the machine runs.
+    import numpy as np
+
+    if isinstance(x, np.ndarray):
+        return x.size
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(x, torch.Tensor):
+        return x.numel()
+    if torch is not None and isinstance(x, torch.nn.Module):
+        return sum(t.numel() for t in (*x.parameters(), *x.buffers()))
+    if depth < 3 and isinstance(x, (list, tuple)):
+        return sum(_numbers(v, depth + 1) for v in x)
+    if depth < 3 and isinstance(x, dict):
+        return sum(_numbers(v, depth + 1) for v in x.values())
+    return 0
+
+
+def assert_questions_fast(chapter_file: str, questions, seeds=(0,), max_calls: int = 50,
+                          max_numbers: int = 20_000):
+    """Every question passes on the solution's answers for each seed, and what it computes stays small.
+
+    A question is fast because of what it asks of the answers, whatever the machine: each answer
+    is called at most ``max_calls`` times per question, and no call takes or returns more than
+    ``max_numbers`` numbers (arrays, tensors, a module's parameters). A check that loops over many
+    draws, or hands the answers a dataset instead of a sample, fails here on any machine. The seconds
+    themselves are measured by ``benchmarks/check_questions.py``, not asserted.
     """
-    import time
+    import functools
+    import inspect
 
     import numpy as np
 
     ns = solution_namespace(chapter_file)
-    times = {}
     for seed in seeds:
         for q in questions:
-            start = time.process_time()
-            result = q.evaluate(*[ns[n] for n in q.needs], rng=np.random.default_rng(seed))
-            assert result.passed, (q.key, result.feedback)
-            times[q.key] = max(times.get(q.key, 0.0), time.process_time() - start)
-    assert max(times.values()) < limit, times
+            calls, largest = {}, {}
+
+            def counted(name, answer):
+                if not inspect.isfunction(answer):  # a constant, or a class the check instantiates itself
+                    return answer
+
+                @functools.wraps(answer)
+                def call(*args, **kwargs):
+                    out = answer(*args, **kwargs)
+                    calls[name] = calls.get(name, 0) + 1
+                    largest[name] = max(largest.get(name, 0), _numbers(args) + _numbers(kwargs), _numbers(out))
+                    return out
+
+                return call
+
+            result = q.evaluate(*[counted(n, ns[n]) for n in q.needs], rng=np.random.default_rng(seed))
+            assert result.passed, (q.key, seed, result.feedback)
+            assert max(calls.values(), default=0) <= max_calls, (q.key, seed, calls)
+            assert max(largest.values(), default=0) <= max_numbers, (q.key, seed, largest)

@@ -179,7 +179,6 @@ import numpy as np
 import io
 import os
 import re
-import time
 
 from conftest import notebook_dict, solution_code
 
@@ -411,20 +410,28 @@ LOOP_IGNORING_ALARM = "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_I
 
 
 @pytest.mark.parametrize("source, load_timeout", [(LOOP, None), (LOOP_IGNORING_ALARM, 3.0)])
-def test_load_time_endless_loop_costs_only_its_question(source, load_timeout, make_notebook):
+def test_load_time_endless_loop_costs_only_its_question(source, load_timeout, make_notebook, monkeypatch):
+    jobs = []  # what each worker the grader starts is asked to run
+    real_init = grading._Worker.__init__
+
+    def recording_init(self, job, sandbox, workdir, startup_timeout):
+        jobs.append(job)
+        real_init(self, job, sandbox, workdir, startup_timeout)
+
+    monkeypatch.setattr(grading._Worker, "__init__", recording_init)
     cells = solution_code("01_minimax_games.ipynb", {"CONVERGE": source})
     kwargs = {} if load_timeout is None else {"load_timeout": load_timeout}
-    start = time.monotonic()
     report = grading.grade_notebook(make_notebook(cells, chapter="01"), seed=0, **kwargs)
-    elapsed = time.monotonic() - start
-    assert elapsed < 60
     res = by_key(report)
     assert [r.key for r in report.results if r.passed] == ["q1", "q2", "q3", "q4", "q5"]
     text = grading.format_report(report)
     assert text.count("cell 13 (Q6's answer) did not finish within") == 1, text  # one note, named ...
     assert res["q6"].status == grading.TIMEOUT and "cell 13 (Q6's answer) did not finish" in res["q6"].feedback
-    if load_timeout is None:
-        assert elapsed < 10 + 20  # one load under one limit, not one reload per question
+    # one load under one limit, not one per question: the loop's cell runs in one worker only (the worker goes
+    # on with the other cells, or, when it ignores the alarm, is killed and a second one loads them without it)
+    loop = next(i for i, step in enumerate(jobs[0]["steps"]) if "while len(DIVERGE) < 1" in step["source"])
+    assert len(jobs) == (1 if load_timeout is None else 2)
+    assert [loop in job["skip_steps"] for job in jobs] == [False] + [True] * (len(jobs) - 1)
 
 
 def test_question_depending_on_a_broken_cell_is_explained(make_notebook):
@@ -510,9 +517,7 @@ def test_resource_hogs_are_stopped_and_charged_to_their_question(sandbox, make_n
         GOOD_ALT.replace("alternating_step", "optimistic_unused"),
         "def per_step_factor(rule, eta):\n    return {'simultaneous': (1 + eta**2) ** 0.5, 'alternating': 1.0}.get(rule)",
     ]
-    start = time.monotonic()
     report = grading.grade_notebook(make_notebook(cells, chapter="01"), seed=0, sandbox=sandbox)
-    assert time.monotonic() - start < 60
     res = by_key(report)
     assert res["q1"].status == grading.ERROR and "MemoryError" in res["q1"].feedback
     assert "more than the 3072 MB the grader allows" in res["q1"].feedback
@@ -675,23 +680,28 @@ def test_worker_results_are_validated_and_scored_by_the_parent(make_notebook):
 # --------------------------------------------------------------------------- options and exit codes
 
 
-def test_timeout_override_changes_the_elapsed_time(make_notebook):
+def test_timeout_override_is_every_questions_limit(make_notebook, monkeypatch):
+    limits = []  # the per-question limits each worker is given (it stops an answer at its limit)
+    real_init = grading._Worker.__init__
+
+    def recording_init(self, job, sandbox, workdir, startup_timeout):
+        limits.append(job["timeouts"])
+        real_init(self, job, sandbox, workdir, startup_timeout)
+
+    monkeypatch.setattr(grading._Worker, "__init__", recording_init)
     cells = ["def simultaneous_step(grad, x, y, eta):\n    while True:\n        pass"]
     path = make_notebook(cells, chapter="01")
-    elapsed = {}
-    for limit in (1, 5):
-        start = time.monotonic()
+    for limit in (1, 2):
+        limits.clear()
         q1 = by_key(grading.grade_notebook(path, seed=0, timeout=limit))["q1"]
-        elapsed[limit] = time.monotonic() - start
         assert q1.status == grading.TIMEOUT and f"no answer within {limit} s" in q1.feedback
-    assert elapsed[5] - elapsed[1] > 3, elapsed
+        assert limits and all(set(t.values()) == {float(limit)} for t in limits), limits
 
 
-def test_load_timeout_changes_the_elapsed_time(make_notebook):
+def test_load_timeout_override_is_the_load_limit(make_notebook):
     path = make_notebook(["import time\ntime.sleep(4)\nCONVERGE = DIVERGE = set()"], chapter="01")
-    start = time.monotonic()
     q6 = by_key(grading.grade_notebook(path, seed=0, load_timeout=1))["q6"]
-    assert time.monotonic() - start < 4 and q6.status == grading.TIMEOUT and "within 1 s" in q6.feedback
+    assert q6.status == grading.TIMEOUT and "within 1 s" in q6.feedback  # stopped after 1 s, not 4
     q6 = by_key(grading.grade_notebook(path, seed=0, load_timeout=8))["q6"]
     assert q6.status == grading.FAILED  # loaded after 4 s; empty sets are wrong
 
@@ -707,20 +717,21 @@ def test_cli_exit_code_over_a_folder(other, code, tmp_path):
 
 
 def test_jobs_grade_notebooks_at_the_same_time(tmp_path):
-    folder = tmp_path / "submissions"
+    folder, meet = tmp_path / "submissions", tmp_path / "meet"
     folder.mkdir()
+    meet.mkdir()
+    # each notebook's answer checks in at `meet`, then waits (8 s at most, under the 10 s load limit) for the
+    # other: the right answer only if both were loading at the same time; one after the other, the first fails
+    wait = (f"import time\nfrom pathlib import Path\nMEET = Path({str(meet)!r})\n(MEET / NAME).touch()\n"
+            "end = time.monotonic() + 8\nwhile len(list(MEET.iterdir())) < 2 and time.monotonic() < end:\n"
+            "    time.sleep(0.05)\nBOTH = len(list(MEET.iterdir())) == 2\n"
+            "CONVERGE, DIVERGE = ({'extragradient', 'optimistic'}, {'simultaneous'}) if BOTH else (set(), set())")
     for name in ("a", "b"):
-        (folder / f"{name}_01.ipynb").write_text(json.dumps(notebook_dict(
-            ["import time\ntime.sleep(3)\nCONVERGE, DIVERGE = {'extragradient', 'optimistic'}, {'simultaneous'}"],
-            chapter="01")))
-    elapsed = {}
-    for jobs in (1, 2):
-        start = time.monotonic()
-        out = subprocess.run([sys.executable, "-m", "ganlib", "grade", "--jobs", str(jobs), str(folder)],
-                             capture_output=True, text=True)
-        elapsed[jobs] = time.monotonic() - start
-        assert out.returncode == 1 and len(re.findall(r"Q6 +2/2 +passed +which rules converge on f = xy\?", out.stdout)) == 2
-    assert elapsed[1] - elapsed[2] > 2, elapsed
+        (folder / f"{name}_01.ipynb").write_text(json.dumps(notebook_dict([f"NAME = {name!r}\n" + wait],
+                                                                          chapter="01")))
+    out = subprocess.run([sys.executable, "-m", "ganlib", "grade", "--no-sandbox", "--jobs", "2", str(folder)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and len(re.findall(r"Q6 +2/2 +passed +which rules converge on f = xy\?", out.stdout)) == 2
 
 
 def test_grading_from_inside_the_grader_is_refused(make_notebook, tmp_path):

@@ -447,6 +447,25 @@ def test_fid_from_a_generator_and_its_errors(trained):
 
 
 @needs_mnist
+def test_evaluate_uses_k_3_neighbours_by_default():
+    """Improved precision and recall use k = 3 (Kynkaanniemi et al. 2019): evaluate's default, pinned."""
+    from ganlib.classifier import extract_features
+    from ganlib.models import LeNet
+
+    torch.manual_seed(0)
+    net = LeNet(width=4, hidden=16)  # untrained: any fixed feature map serves
+    digits = metrics._mnist("test")[0]
+    n = 500
+    noisy = (digits[-n:] + 0.5 * torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(1))).clamp(-1, 1)
+    result = metrics.evaluate(noisy, n, classifier=net, floor=False)
+    real = metrics._subset(digits, n, 0, "the MNIST test set")  # the seed-0 subset evaluate compares with
+    feats_real, feats_fake = extract_features(real, net), extract_features(noisy, net)
+    k3, k5 = (metrics.precision_recall(feats_real, feats_fake, k=k) for k in (3, 5))
+    assert (result["precision"], result["recall"]) == (k3.precision, k3.recall) and result["k"] == 3
+    assert (k5.precision, k5.recall) != (k3.precision, k3.recall)  # another k would show
+
+
+@needs_mnist
 def test_cli_evaluates_a_checkpoint_of_ganlib_train(tmp_path, capsys, tiny_classifier):
     from ganlib.__main__ import main
     from ganlib import train

@@ -85,6 +85,19 @@ def test_image_folder_reads_converts_resizes_and_crops(tmp_path):
     assert data.unscale_images(g)[0, 0, 2, 2] == 76
 
 
+def test_image_folder_crops_the_centre_of_a_non_square_image(tmp_path):
+    # thirds red | green | blue across a wide image, and down a tall one: the centre crop is all green,
+    # a crop from the top-left corner would be all red
+    wide = np.zeros((10, 30, 3), dtype=np.uint8)
+    wide[:, :10, 0] = wide[:, 10:20, 1] = wide[:, 20:, 2] = 255
+    for name, pixels in (("wide", wide), ("tall", wide.transpose(1, 0, 2).copy())):
+        (tmp_path / name).mkdir()
+        Image.fromarray(pixels).save(tmp_path / name / "thirds.png")
+        x = data.image_folder(tmp_path / name, size=10, channels=3)
+        assert x.shape == (1, 3, 10, 10), name
+        assert x[0, 1].eq(1).all() and x[0, 0].eq(-1).all() and x[0, 2].eq(-1).all(), name
+
+
 def test_same_mode_same_size_folder_gives_no_warning(tmp_path):
     for i in range(3):
         Image.fromarray(np.full((8, 8), 40 * i, dtype=np.uint8)).save(tmp_path / f"{i}.png")

@@ -1185,7 +1185,9 @@ class _CudaGraphStep:
     """A step function run eagerly for its first calls, then captured once in a CUDA graph and replayed.
 
     The tensors passed in are copied into the graph's input buffers before each replay, and
-    the statistics it returns are cloned (the next replay overwrites them). The warm-up calls run
+    the statistics it returns are cloned (the next replay overwrites them); inputs of another
+    shape than the captured ones (a data loader's short last batch) run eagerly. The graph keeps
+    computing with the memory it captured (gradients included), so eager calls in between do no harm. The warm-up calls run
     on a side stream (as torch's documentation of whole-network capture asks), so lazy
     initialisation, cuDNN's algorithm search and compilation happen before the capture. When the
     capture fails, a one-line warning says why and every later call runs eagerly.
@@ -1221,6 +1223,8 @@ class _CudaGraphStep:
                               f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); training it without CUDA graphs",
                               stacklevel=3)
                 return self.fn(*tensors, norm=norm, check=check)
+        elif any(b.shape != t.shape for b, t in zip(self.inputs, tensors)):
+            return self.fn(*tensors, norm=norm, check=check)  # another batch size (an epoch's last batch): eagerly
         else:
             for buffer, t in zip(self.inputs, tensors):
                 buffer.copy_(t)

@@ -422,3 +422,43 @@ def test_cuda_nan_read_late_names_its_step(tmp_path):
                                                         out=tmp_path, checkpoint_every=4,
                                                         loss=(poisoned(6), losses.generator_loss_nonsaturating)))
     assert load_checkpoint(tmp_path / CHECKPOINT)["step"] == 4
+
+
+def test_a_failed_capture_warns_once_and_the_step_runs_eagerly_from_then_on(monkeypatch):
+    """The CUDA-graph wrapper's bookkeeping, with torch.cuda's stream and graph calls replaced by stand-ins whose
+    capture fails as a real one does when a step reads a value on the host."""
+    import contextlib
+
+    class Stream:
+        def wait_stream(self, other):
+            pass
+
+    @contextlib.contextmanager
+    def failing_graph(graph, **kw):
+        yield
+        raise RuntimeError("operation not permitted when stream is capturing\nsecond line")
+
+    monkeypatch.setattr(torch.cuda, "Stream", Stream)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda *a: Stream())
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda: object())
+    monkeypatch.setattr(torch.cuda, "graph", failing_graph)
+    calls = []
+
+    def step(x, norm=True, check=False):
+        calls.append((norm, check))
+        return x * 2
+
+    wrapped = train_mod._CudaGraphStep(step, "D", warmup=2)
+    assert wrapped(torch.ones(2), norm=False, check=True).tolist() == [2.0, 2.0]
+    assert wrapped(torch.ones(2), norm=False).tolist() == [2.0, 2.0]
+    assert calls == [(True, True), (True, False)]  # warm-up steps compute the norms the graph will hold
+    with pytest.warns(UserWarning) as caught:
+        assert wrapped(torch.full((2,), 3.0), norm=False).tolist() == [6.0, 6.0]  # the capture, then eagerly
+    assert [str(w.message) for w in caught] == [
+        "cuda_graphs: the D step could not be captured (RuntimeError: operation not permitted when stream is "
+        "capturing); training it without CUDA graphs"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert wrapped(torch.full((2,), 4.0), norm=False).tolist() == [8.0, 8.0]
+    assert wrapped.eager and wrapped.graph is None and calls[-1] == (False, False)

@@ -1328,34 +1328,3 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     0.25
     """
     _ema_update(ema, model, decay)
-
-
-# --------------------------------------------------------------------------- deprecated: the commands' old home
-
-__all__ += ["main_train", "main_sample"]
-
-
-def main_train(argv: list[str]) -> int:
-    """Deprecated alias of :func:`ganlib.cli.train.main` (``ganlib train``), kept for code that imports it from here.
-
-    Examples
-    --------
-    >>> main_train(["--model", "gan", "--data", "mnist", "--out", "runs/x"])   # 'gan' is no model
-    2
-    """
-    from ganlib.cli.train import main  # the one import of the command line from the library (see ganlib.cli)
-
-    return main(argv)
-
-
-def main_sample(argv: list[str]) -> int:
-    """Deprecated alias of :func:`ganlib.cli.sample.main` (``ganlib sample``), kept for code that imports it from here.
-
-    Examples
-    --------
-    >>> main_sample(["--checkpoint", "runs/none/checkpoint.pt", "--out", "grid.jpg"])   # .png or .npy only
-    2
-    """
-    from ganlib.cli.sample import main
-
-    return main(argv)

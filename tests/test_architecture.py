@@ -5,7 +5,6 @@ The import graph is read from the source with ``ast``: every ``import ganlib...`
 """
 
 import ast
-import json
 import re
 
 import pytest
@@ -16,13 +15,6 @@ PACKAGE = ROOT / "ganlib"
 CLI = "ganlib.cli"
 MAX_LINES = 800
 
-# Library -> command-line edges that are allowed for now, and why. Each one also closes a cycle
-# (the command imports the library back), which the cycle test tolerates for these edges only.
-LEGACY_EDGES = {
-    ("ganlib.train", "ganlib.cli.train"): "main_train, the deprecated alias of `ganlib train`",
-    ("ganlib.train", "ganlib.cli.sample"): "main_sample, the deprecated alias of `ganlib sample`",
-}
-LEGACY_NAMES = ("main_train", "main_sample")
 
 
 def _module_name(path):
@@ -112,34 +104,16 @@ def test_the_walker_sees_deferred_and_relative_imports():
 
 
 def test_no_import_cycle():
-    cycle = find_cycle(GRAPH, ignore=LEGACY_EDGES)
+    cycle = find_cycle(GRAPH)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
 def test_the_library_never_imports_the_command_line():
     bad = sorted((u, v) for u, vs in GRAPH.items() if not _is_cli(u) for v in vs
-                 if _is_cli(v) and (u, v) not in LEGACY_EDGES)
+                 if _is_cli(v))
     assert not bad, "library modules import the command line: " + ", ".join(f"{u} -> {v}" for u, v in bad)
     importers = {u for u, vs in GRAPH.items() for v in vs if v.startswith(CLI)} - {u for u in GRAPH if _is_cli(u)}
-    assert importers <= {u for u, _ in LEGACY_EDGES}, importers
-
-
-def _notebook_code():
-    for path in sorted(ROOT.glob("*/*.ipynb")):
-        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
-            if cell["cell_type"] == "code":
-                yield path, "".join(cell["source"])
-
-
-def test_legacy_edges_are_still_needed():
-    """The deprecated aliases go as soon as no lesson calls them from ``ganlib.train``."""
-    users = {path.relative_to(ROOT).as_posix() for path, code in _notebook_code()
-             if re.search(r"from ganlib\.train import [^\n]*\b(" + "|".join(LEGACY_NAMES) + r")\b", code)
-             or re.search(r"\btrain\.(" + "|".join(LEGACY_NAMES) + r")\(", code)}
-    assert users, ("no notebook calls ganlib.train.main_train or main_sample any more: delete those aliases from "
-                   "ganlib/train.py and LEGACY_EDGES from this test")
-    for u, v in LEGACY_EDGES:
-        assert v in GRAPH[u], f"{u} no longer imports {v}: remove the entry from LEGACY_EDGES"
+    assert not importers, importers
 
 
 CHAPTER = re.compile(r"\b(chapters?|appendix)\s+(\d\d|[A-Z])\b", re.IGNORECASE)

@@ -1,4 +1,7 @@
-"""Coloured shapes: a procedural colour-image benchmark whose modes are known exactly, and its decoder (chapter 08).
+"""Coloured shapes: a procedural colour-image benchmark whose modes are known exactly, and its decoder.
+
+Written for chapter 08's colour section, which is not in the lesson yet: today it is used from the
+command line (``ganlib train --data shapes``, ``ganlib evaluate``) and from Python.
 
 The ring and grid of chapter 06 tell exactly how many modes a GAN captured, because every sample
 can be assigned to its nearest mode. FID and precision/recall (chapter 09) can only estimate that

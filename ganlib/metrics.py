@@ -772,8 +772,8 @@ def evaluate(fake, n: int = 10_000, *, k: int = 3, classifier=None, floor: bool 
 
     ``n`` fakes are compared with ``n`` MNIST test digits (a seeded subset when ``n < 10,000``),
     all in the feature space of :func:`mnist_classifier`. With ``floor=True`` the same numbers
-    are computed for ``n`` *training* digits in place of the fakes: the real-vs-real floor, the
-    best a generator can hope for at this ``n`` (FID is biased upwards at finite n).
+    are computed for ``n`` *training* digits in place of the fakes: the real-vs-real floor, a reference
+    for FID at this ``n`` (FID is biased upwards at finite n); not a bound on precision or recall.
 
     Parameters
     ----------

@@ -9,7 +9,7 @@ seconds divided by the number of cores estimate the wall time on an idle one).
     python benchmarks/grade_batch.py                 # both modes, 30 copies
     python benchmarks/grade_batch.py --mode sandbox --copies 10 --jobs 2
 
-Target (issue: batch grading stays fast): 30 submissions in under 2 minutes on 2 cores, sandboxed.
+Target: 30 submissions in under 60 s on 2 cores, sandboxed (the sandbox of ganlib/grading/sandbox.py).
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ shapes       coloured shapes: a colour-image benchmark with 24 known modes, its 
 losses       GAN losses and gradient penalties in PyTorch (imports torch) [05]
 models       MLP, DCGAN, conditional and spectrally normalised networks, the LeNet classifier [05-10]
 train        the course's one GAN training loop: config, history, ``train_gan`` [06]
+recipes      the chapters' named training recipes (``ganlib train --recipe``) [07, 08, 10]
 checkpoints  checkpoint files: atomic save, load, resume checks, RNG states, models from metadata [07]
 distributed  data-parallel training with torch.distributed (used by ``train``) [B]
 metrics      mode coverage, FID, precision and recall, classifier score, ``evaluate`` [06, 09]

@@ -201,7 +201,12 @@ def test_damaged_checkpoints_say_what_they_are_and_what_to_do(command, tmp_path,
     (["--model", "mlp", "--data", "mnist", "--out", "x", "--steps", "0"], "expected a positive integer, got '0'"),
     (["--model", "mlp", "--data", "mnist", "--out", "x", "--minutes", "abc"], "expected a positive number"),
     (["--model", "mlp", "--data", "folder", "--out", "x"], "--data folder needs --path"),
-    (["--model", "mlp", "--out", "x"], "--model and --data are required"),
+    (["--model", "mlp", "--out", "x"], "--model (or --recipe) and --data are required"),
+    (["--recipe", "dcgan", "--data", "mnist", "--out", "x"],
+     "unknown recipe 'dcgan': choose one of dcgan-guidelines, mlp-gan, sn-hinge"),
+    (["--recipe", "mlp-gan", "--model", "dcgan", "--data", "mnist", "--out", "x"], "trains --model mlp, not"),
+    (["--model", "mlp", "--data", "mnist", "--out", "x", "--betas", "1", "0.9"], "a beta is a number in [0, 1)"),
+    (["--model", "mlp", "--data", "mnist", "--out", "x", "--betas", "0.5"], "expected 2 arguments"),
     (["--model", "dcgan", "--data", "synthetic", "--out", "x", "--image-size", "30"], "invalid choice: 30"),
     (["--model", "mlp", "--data", "mnist"], "the following arguments are required: --out"),
     (["--model", "mlp", "--data", "mnist", "--out", "x", "--device", "gpu"], "expected auto, cpu, cuda, cuda:N or mps"),
@@ -334,3 +339,72 @@ def test_speed_options_and_ema_through_the_command_line(tmp_path):
     # resuming may switch the speed options off: they do not change what is trained
     assert main_train(["--out", str(out), "--steps", "3", "--resume"]) == 0
     assert load_checkpoint(out / CHECKPOINT)["step"] == 3
+
+
+# ---------------------------------------------------------------------------------- defaults and recipes
+
+SMALL = ["--device", "cpu", "--data", "synthetic", "--checkpoint-every", "1", "--sample-every", "1"]
+
+
+def test_dcgan_defaults_are_the_sn_hinge_recipe_and_mlp_defaults_are_unchanged(tmp_path):
+    from ganlib import recipes
+
+    assert main_train(["--model", "dcgan", "--out", str(tmp_path / "d"), *SMALL, "--steps", "1"]) == 0
+    ck = load_checkpoint(tmp_path / "d" / CHECKPOINT)
+    c, m, r = ck["config"], ck["meta"], recipes.get("sn-hinge")
+    assert (c["loss"], c["lr_g"], c["lr_d"], tuple(c["betas"]), c["batch_size"]) == ("hinge", 1e-3, 1e-3, (0.0, 0.9), 64)
+    assert (m["width"], m["latent_dim"], m["spectral_norm"], m["recipe"]) == (16, 64, True, "sn-hinge")
+    assert (r.width, r.latent_dim, r.batch_size, r.lr_d, r.betas) == (16, 64, 64, 1e-3, (0.0, 0.9))
+    keys = ck["models"]["D"]
+    assert any("parametrizations" in k for k in keys) and not any("running_mean" in k for k in keys)
+    assert main_train(["--model", "mlp", "--out", str(tmp_path / "m"), *SMALL, "--steps", "1"]) == 0
+    ck = load_checkpoint(tmp_path / "m" / CHECKPOINT)
+    c, m = ck["config"], ck["meta"]
+    assert (c["loss"], c["lr_g"], tuple(c["betas"]), c["batch_size"]) == ("nonsaturating", 2e-4, (0.5, 0.999), 128)
+    assert (m["width"], m["latent_dim"], m["recipe"]) == (256, 64, None)
+
+
+def test_betas_reach_adam_and_resume_keeps_them(tmp_path):
+    out = tmp_path / "b"
+    assert main_train(["--model", "mlp", "--out", str(out), *SMALL, *FAST, "--steps", "1", "--betas", "0.25", "0.75"]) == 0
+    ck = load_checkpoint(out / CHECKPOINT)
+    assert tuple(ck["config"]["betas"]) == (0.25, 0.75)
+    assert [g["betas"] for g in ck["optimizers"]["G"]["param_groups"]] == [(0.25, 0.75)]
+    assert main_train(["--out", str(out), "--steps", "2", "--resume"]) == 0
+    assert tuple(load_checkpoint(out / CHECKPOINT)["config"]["betas"]) == (0.25, 0.75)
+
+
+def test_a_recipe_fills_defaults_explicit_flags_win_and_resume_keeps_it(tmp_path, capsys):
+    from ganlib import recipes
+
+    r = recipes.get("dcgan-guidelines")
+    out = tmp_path / "g"
+    argv = ["--recipe", "dcgan-guidelines", "--out", str(out), *SMALL, "--steps", "1", "--batch-size", "16",
+            "--lr-g", "5e-4", "--betas", "0.5", "0.9"]
+    assert main_train(argv) == 0
+    ck = load_checkpoint(out / CHECKPOINT)
+    c, m = ck["config"], ck["meta"]
+    assert (c["batch_size"], c["lr_g"], tuple(c["betas"])) == (16, 5e-4, (0.5, 0.9))          # the flags
+    assert (c["lr_d"], c["loss"], m["width"], m["latent_dim"]) == (r.lr_d, r.loss, r.width, r.latent_dim)  # the recipe
+    assert (m["model"], m["spectral_norm"], m["recipe"]) == ("dcgan", False, "dcgan-guidelines")
+    assert any("running_mean" in k for k in ck["models"]["D"])                                # a BatchNorm D
+    assert main_train(["--out", str(out), "--steps", "2", "--resume"]) == 0
+    ck2 = load_checkpoint(out / CHECKPOINT)
+    assert ck2["step"] == 2 and ck2["meta"] == m and ck2["config"]["lr_g"] == 5e-4
+    capsys.readouterr()
+    assert main_train(["--out", str(out), "--steps", "3", "--resume", "--recipe", "sn-hinge"]) == 1
+    assert "trained with recipe 'dcgan-guidelines', not 'sn-hinge'" in one_error_line(capsys.readouterr().err, "train")
+
+
+def test_a_recipe_without_a_budget_trains_its_chapters_budget(tmp_path, monkeypatch):
+    import ganlib.cli.train as cli_train
+    from ganlib import recipes
+
+    seen = []
+    monkeypatch.setattr(cli_train, "train_gan", lambda G, D, batches, config, **kw: seen.append(config) or History())
+    for name in recipes.names():
+        r = recipes.get(name)
+        assert main_train(["--recipe", name, "--out", str(tmp_path / name), *SMALL]) == 0
+        assert (seen[-1].steps, seen[-1].minutes, seen[-1].epochs) == (r.steps, r.minutes, None)
+    assert main_train(["--model", "dcgan", "--out", str(tmp_path / "plain"), *SMALL]) == 0  # no --recipe: 1000 steps
+    assert (seen[-1].steps, seen[-1].minutes) == (1000, None)

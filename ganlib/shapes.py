@@ -19,6 +19,9 @@ background, at a random position and size, so the data has ``3 x 8 = 24`` known 
 - :func:`shape_coverage` turns the decoded modes into chapter 06's numbers: modes captured,
   fraction of high-quality samples (decoded as some mode), reverse KL of their histogram against
   the uniform distribution over the 24 modes (:class:`ganlib.metrics.ModeCoverage`).
+- :func:`shape_metrics` puts those exact numbers beside FID and precision/recall of the same
+  samples against real shapes, in the features of a classifier trained on the shapes
+  (:func:`ganlib.classifier.shapes_classifier`), so the estimates can be checked against the truth.
 
 Pixels are bytes ``0..255`` (uint8 ``(N, 3, H, W)``), or floats in ``[-1, 1]`` (a tanh
 generator's output), which the decoder rounds to bytes as :func:`ganlib.images.unscale_images` does.
@@ -40,7 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ganlib.metrics import ModeCoverage
 
 __all__ = ["SHAPES", "COLOURS", "PALETTE", "BACKGROUND", "NUM_MODES", "Tolerance", "TOLERANCE", "shape_sizes",
-           "mode_name", "make_shapes", "render_masks", "Decoded", "decode_shapes", "shape_coverage"]
+           "mode_name", "make_shapes", "render_masks", "Decoded", "decode_shapes", "shape_coverage", "shape_metrics"]
 
 #: The shapes, in mode order: mode ``m`` is shape ``m // 8`` in colour ``m % 8``.
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
@@ -456,3 +459,74 @@ def shape_coverage(images, tolerance: Tolerance = TOLERANCE) -> "ModeCoverage":
     counts = np.bincount(d.mode[d.ok], minlength=NUM_MODES)
     return ModeCoverage(modes=int(np.count_nonzero(counts)), high_quality=float(d.ok.mean()),
                         reverse_kl=reverse_kl_uniform(counts), counts=counts)
+
+
+def _as_floats(images) -> "torch.Tensor":
+    """Images as float32 ``(n, 3, H, H)`` in ``[-1, 1]``: bytes scaled, floats as they are (checked later)."""
+    import torch
+
+    from ganlib.images import scale_images
+
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(np.ascontiguousarray(images))
+    if isinstance(images, torch.Tensor) and images.dtype == torch.uint8:
+        return scale_images(images)
+    return torch.as_tensor(images).detach().cpu().float()
+
+
+def shape_metrics(images, *, k: int = 3, seed: int = 0, classifier=None, tolerance: Tolerance = TOLERANCE,
+                  batch_size: int = 500, device=None) -> dict:
+    """Exact mode counts and FID, precision and recall, all on the same ``n`` images of coloured shapes.
+
+    The exact numbers are :func:`shape_coverage`'s. FID and improved precision/recall (k-NN
+    balls, chapter 09) compare the images with ``n`` real shapes, ``make_shapes(n, seed=seed)``,
+    in the penultimate-layer features of the shapes classifier
+    (:func:`ganlib.classifier.shapes_classifier`, trained once and cached). Like FID on MNIST, the
+    estimates are biased at small ``n``: compare them only at the same ``n``, next to real shapes
+    measured the same way (``shape_metrics(make_shapes(n, seed=seed + 1)[0], seed=seed)``).
+
+    Parameters
+    ----------
+    images : uint8 ``(n, 3, H, H)`` or floats in ``[-1, 1]``, array or tensor; n >= 2
+    k : int
+        Neighbourhood size of precision and recall (``1 <= k < n``).
+    seed : int
+        Seed of the real shapes compared with.
+    classifier : module, optional
+        Feature extractor taking 3-channel images; default :func:`ganlib.classifier.shapes_classifier`.
+    tolerance : Tolerance
+    batch_size : int
+    device : torch device, optional
+
+    Returns
+    -------
+    dict
+        ``n``, ``k``, ``modes``, ``num_modes`` (24), ``high_quality``, ``reverse_kl``, ``counts``
+        (list of 24 ints), ``rejected`` (:meth:`Decoded.rejected`), ``fid``, ``precision``, ``recall``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x, _ = make_shapes(48, seed=1)
+    >>> r = shape_metrics(x, classifier=torch.nn.Conv2d(3, 2, 28), seed=0)   # any 3-channel extractor (28 x 28 in)
+    >>> r["modes"], r["high_quality"], r["fid"] >= 0
+    (24, 1.0, True)
+    """
+    from ganlib.classifier import _extract, shapes_classifier
+    from ganlib.metrics import fid_from_features, precision_recall, reverse_kl_uniform
+
+    x = _as_floats(images)
+    decoded = decode_shapes(x, tolerance)
+    n = int(decoded.mode.size)
+    if n < 2 or not 1 <= int(k) < n:
+        raise ValueError(f"FID and precision/recall need n >= 2 images and 1 <= k < n; got n = {n}, k = {k}")
+    counts = np.bincount(decoded.mode[decoded.ok], minlength=NUM_MODES)
+    real = _as_floats(make_shapes(n, seed=seed, size=int(x.shape[-1]))[0])
+    net = shapes_classifier(device=device) if classifier is None else classifier
+    real_feats = _extract(real, net, batch_size, device, name="real shapes")
+    fake_feats = _extract(x, net, batch_size, device, name="images")
+    pr = precision_recall(real_feats, fake_feats, int(k), device=device)
+    return {"n": n, "k": int(k), "modes": int(np.count_nonzero(counts)), "num_modes": NUM_MODES,
+            "high_quality": float(decoded.ok.mean()), "reverse_kl": reverse_kl_uniform(counts),
+            "counts": counts.tolist(), "rejected": decoded.rejected(),
+            "fid": fid_from_features(real_feats, fake_feats), "precision": pr.precision, "recall": pr.recall}

@@ -1,5 +1,5 @@
 """``ganlib evaluate``: FID, precision/recall and classifier score of generated digits (chapter 09), and the
-coloured shapes' exact mode counts."""
+coloured shapes' exact mode counts beside FID and precision/recall of the same samples."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def _generator_from_checkpoint(path: str, ema: bool, dataset: str = "mnist"):
 EVALUATE_EXAMPLES = """examples:
   ganlib evaluate --checkpoint runs/dcgan/checkpoint.pt --n 10000
   ganlib evaluate --samples samples.npy --n 5000 --json > scores.json
-  ganlib evaluate --checkpoint runs/shapes/checkpoint.pt     # trained on --data shapes: exact mode counts
+  ganlib evaluate --checkpoint runs/shapes/checkpoint.pt     # trained on --data shapes: exact mode counts and FID
 
 Samples are compared with n MNIST test digits (without --n: every sample given, up to 10000); the last column repeats the measurement with n
 training digits in place of the samples: the real-vs-real floor at this n. Compare numbers only
@@ -62,7 +62,8 @@ def main(argv: list[str]) -> int:
                     "the course's own MNIST classifier (trained and cached on first use), so FID values are not "
                     "comparable with published Inception-FID numbers. For generators of the coloured shapes "
                     "(ganlib train --data shapes), the 24 modes captured, high quality and reverse KL, counted "
-                    "exactly by decoding every sample.")
+                    "exactly by decoding every sample, beside FID, precision and recall of the same samples against "
+                    "real shapes (features of a classifier trained on the shapes, cached on first use).")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", metavar="FILE", help="a checkpoint.pt written by ganlib train")
     source.add_argument("--samples", metavar="FILE.npy",
@@ -80,8 +81,8 @@ def main(argv: list[str]) -> int:
                                                                      "(default: $GANLIB_DATA, then the user cache)")
     parser.add_argument("--dataset", choices=("mnist", "shapes"),
                         help="what the samples imitate: MNIST digits (FID and the rest), or the coloured shapes, "
-                             "whose 24 modes are counted exactly (default: the checkpoint's training data, "
-                             "else mnist)")
+                             "whose 24 modes are counted exactly next to FID, precision and recall (default: the "
+                             "checkpoint's training data, else mnist)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     try:
         args = parser.parse_args(argv)
@@ -184,12 +185,18 @@ def _evaluate_shapes(args, fail) -> int:
             n = args.n or total
             fake = fake[:n]
             what = f"{n} of the {total} samples in {path}"
-        decoded = shapes.decode_shapes(fake)
-        data = shapes.decode_shapes(shapes.make_shapes(n, seed=args.seed, size=int(fake.shape[-1]))[0])
+        if n < 2 or not 1 <= args.k < n:
+            return fail(f"FID and precision/recall need at least 2 samples and --k below their number; got {n} "
+                        f"samples and --k {args.k}")
+        # the samples and, with --no-floor left out, other real shapes, both against make_shapes(n, seed)
+        result = _shapes_result(shapes.shape_metrics(fake, k=args.k, seed=args.seed, device=args.device))
+        if not args.no_floor:
+            real = shapes.make_shapes(n, seed=args.seed + 1, size=int(fake.shape[-1]))[0]
+            data = shapes.shape_metrics(real, k=args.k, seed=args.seed, device=args.device)
+            result["data"] = {k: data[k] for k in ("modes", "high_quality", "reverse_kl", "fid", "precision", "recall")}
     except (ValueError, TypeError, FileNotFoundError, RuntimeError, OSError) as exc:
         return fail(str(exc))
-    result = {"source": args.checkpoint or args.samples, **_shapes_result(decoded),
-              "data": {k: v for k, v in _shapes_result(data).items() if k in ("modes", "high_quality", "reverse_kl")}}
+    result = {"source": args.checkpoint or args.samples, **result}
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -197,17 +204,14 @@ def _evaluate_shapes(args, fail) -> int:
     return 0
 
 
-def _shapes_result(decoded) -> dict:
-    """Modes captured, high quality, reverse KL, counts per mode and reasons for rejection, from decoded samples."""
+def _shapes_result(metrics: dict) -> dict:
+    """:func:`ganlib.shapes.shape_metrics`' result for the command line: counts by mode name, rejections as fractions."""
     from ganlib import shapes
-    from ganlib.metrics import reverse_kl_uniform
 
-    n = int(decoded.mode.size)
-    counts = np.bincount(decoded.mode[decoded.ok], minlength=shapes.NUM_MODES)
-    return {"dataset": "shapes", "n": n, "modes": int(np.count_nonzero(counts)), "num_modes": shapes.NUM_MODES,
-            "high_quality": float(decoded.ok.mean()), "reverse_kl": reverse_kl_uniform(counts),
-            "counts": {shapes.mode_name(m): int(c) for m, c in enumerate(counts)},
-            "rejected": {k: v / n for k, v in decoded.rejected().items()}}
+    n = metrics["n"]
+    return {"dataset": "shapes", **metrics,
+            "counts": {shapes.mode_name(m): int(c) for m, c in enumerate(metrics["counts"])},
+            "rejected": {k: v / n for k, v in metrics["rejected"].items()}}
 
 
 def _format_shapes(r: dict) -> str:
@@ -215,11 +219,20 @@ def _format_shapes(r: dict) -> str:
 
     missed = [name for name, c in r["counts"].items() if c == 0]
     rejected = ", ".join(f"{k} {100 * v:.1f}%" for k, v in r["rejected"].items())
-    return "\n".join([
+    d = r.get("data")
+    data = (lambda text: f"   ({text})") if d else (lambda text: "")
+    lines = [
         "coloured shapes: every sample decoded by fixed rules (ganlib.shapes), so these numbers are exact",
-        f"  modes captured   {r['modes']} / {r['num_modes']}   (the data at the same n: {r['data']['modes']})",
-        f"  high quality     {100 * r['high_quality']:.1f}%   (the data: {100 * r['data']['high_quality']:.1f}%)",
-        f"  reverse KL       {r['reverse_kl']:.3f} nats   (the data: {r['data']['reverse_kl']:.3f}; a single mode: "
-        f"log {r['num_modes']} = {math.log(r['num_modes']):.3f})",
+        f"  modes captured   {r['modes']} / {r['num_modes']}" + data(f"real shapes at the same n: {d['modes']}" if d else ""),
+        f"  high quality     {100 * r['high_quality']:.1f}%" + data(f"real shapes: {100 * d['high_quality']:.1f}%" if d else ""),
+        f"  reverse KL       {r['reverse_kl']:.3f} nats" + data(
+            f"real shapes: {d['reverse_kl']:.3f}; a single mode: log {r['num_modes']} = {math.log(r['num_modes']):.3f}"
+            if d else ""),
         f"  not decoded      {100 * (1 - r['high_quality']):.1f}%" + (f" ({rejected})" if rejected else ""),
-        f"  modes missed     {', '.join(missed) if missed else 'none'}"])
+        f"  modes missed     {', '.join(missed) if missed else 'none'}",
+        f"estimated on the same {r['n']} samples vs {r['n']} real shapes (features of the shapes classifier; "
+        "compare only at the same n)",
+        f"  FID              {r['fid']:.2f}" + data(f"real shapes: {d['fid']:.2f}" if d else ""),
+        f"  precision        {r['precision']:.3f}" + data(f"real shapes: {d['precision']:.3f}" if d else ""),
+        f"  recall           {r['recall']:.3f}" + data(f"real shapes: {d['recall']:.3f}" if d else "")]
+    return "\n".join(lines)

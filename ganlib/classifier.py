@@ -7,10 +7,10 @@ badly). :func:`extract_features` gives its penultimate layer, :func:`predict_pro
 softmax, both on batches checked by :func:`check_images`. Every name here is also importable
 from :mod:`ganlib.metrics`, as the chapters do.
 
-:func:`shapes_classifier` is the same recipe, with 3 input channels and 24 classes, trained on the
-coloured shapes of :mod:`ganlib.shapes` (their modes are the labels): the feature extractor of FID
-and precision/recall on the shapes (:func:`ganlib.shapes.shape_metrics`). Both share one training
-loop and one cache.
+:func:`ganlib.shapes.shapes_classifier` is the same recipe, with 3 input channels and 24 classes,
+trained on the coloured shapes (their modes are the labels): the feature extractor of FID and
+precision/recall on the shapes. It uses this module's training loop and cache
+(:func:`_cached_classifier`), so this module never imports :mod:`ganlib.shapes`.
 
 Shapes: images ``(n, C, H, W)`` float in ``[-1, 1]`` (the range of a tanh generator), C = 1 for
 digits and 3 for the coloured shapes; features ``(n, d)``; class probabilities ``(n, classes)``.
@@ -150,7 +150,7 @@ def extract_features(images, extractor=None, *, batch_size: int = 500, device=No
     """Features ``(n, d)`` of images ``(n, C, H, W)`` in ``[-1, 1]``, batched on any device.
 
     ``extractor`` is a module with a ``features`` method (the classifier of
-    :func:`mnist_classifier`, the default, or of :func:`shapes_classifier` for 3-channel images),
+    :func:`mnist_classifier`, the default, or of :func:`ganlib.shapes.shapes_classifier` for 3-channel images),
     or any module mapping images to ``(n, d)``; C is its first convolution's input channels (1 without one).
     Images of another size than 28x28 are resized to 28x28 (bilinear, antialiased) first.
 
@@ -373,62 +373,3 @@ def _cached_classifier(name: str, defaults: dict, config: dict | None, load, *, 
         os.replace(tmp, path)  # atomic: a crash never leaves half a file under the real name
     net.info = {**info, "config": cfg, "hash": key, "path": str(path), "cached": False}
     return net.eval()
-
-
-# --------------------------------------------------------------------------- the coloured-shapes classifier
-
-#: Training configuration of the coloured-shapes classifier (:func:`shapes_classifier`): the MNIST
-#: recipe with 3 input channels and 24 classes, trained on ``train_size`` shapes drawn with seed
-#: ``data_seed`` and tested on ``test_size`` more drawn with ``data_seed + 1``.
-SHAPES_CLASSIFIER_CONFIG: dict[str, Any] = {
-    "arch": "LeNet", "channels": 3, "classes": 24, "image_size": 32, "width": 16, "hidden": 128,
-    "batchnorm": False, "epochs": 1, "batch_size": 32, "max_lr": 3e-3, "weight_decay": 0.0, "seed": 0,
-    "train_size": 24000, "test_size": 4800, "data_seed": 1000,
-}
-
-
-def _shapes_data(cfg: dict):
-    from ganlib.images import scale_images
-    from ganlib.shapes import make_shapes
-
-    x, y = make_shapes(int(cfg["train_size"]), seed=int(cfg["data_seed"]), size=int(cfg["image_size"]))
-    xt, yt = make_shapes(int(cfg["test_size"]), seed=int(cfg["data_seed"]) + 1, size=int(cfg["image_size"]))
-    # resized to the classifier's input size here, as _extract resizes the images it measures
-    return _resize(scale_images(x)), y, _resize(scale_images(xt)), yt
-
-
-def shapes_classifier(cache: bool = True, *, config: dict | None = None, device=None,
-                      verbose: bool | None = None) -> "nn.Module":
-    """The coloured shapes' classifier, trained once and cached: the feature extractor of FID on the shapes.
-
-    The recipe of :func:`mnist_classifier` (the same LeNet, loop and cache) with 3 input channels
-    and 24 classes, the modes of :func:`ganlib.shapes.make_shapes`: one epoch over 24,000 shapes
-    in batches of 32 (750 steps, under a minute on two CPU cores); on 4,800 fresh shapes it is
-    right for nearly every image (``.info["test_accuracy"]``; the tests check at least 99 %). Images of
-    32 x 32 are resized to 28 x 28 as for MNIST. Its penultimate layer gives the features of
-    :func:`ganlib.shapes.shape_metrics`.
-
-    Parameters
-    ----------
-    cache : bool
-        Read and write the cache (:func:`cache_dir`, ``classifiers/shapes-lenet-<hash>.pt``).
-    config : dict, optional
-        Overrides of :data:`SHAPES_CLASSIFIER_CONFIG`.
-    device : torch device, optional
-    verbose : bool or None
-        As for :func:`mnist_classifier`; ``True`` also prints the test accuracy after training.
-
-    Returns
-    -------
-    LeNet
-        In eval mode, on ``device``, taking ``(n, 3, H, W)`` images in ``[-1, 1]``; ``.info`` as
-        for :func:`mnist_classifier`.
-
-    Examples
-    --------
-    >>> net = shapes_classifier(device="cpu", verbose=False)      # doctest: +SKIP
-    >>> net.info["test_accuracy"] > 0.99                          # doctest: +SKIP
-    True
-    """
-    return _cached_classifier("shapes", SHAPES_CLASSIFIER_CONFIG, config, _shapes_data, cache=cache,
-                              device=device, verbose=verbose, what="coloured-shapes")

@@ -20,7 +20,7 @@ def trained(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GANLIB_CACHE", str(cache))
-        net = classifier.shapes_classifier(device="cpu", verbose=False)
+        net = shapes.shapes_classifier(device="cpu", verbose=False)
         yield net, cache
 
 
@@ -28,7 +28,7 @@ def trained(tmp_path_factory):
 
 def test_the_shapes_classifier_is_accurate_and_cached(trained):
     net, cache = trained
-    cfg = classifier.SHAPES_CLASSIFIER_CONFIG
+    cfg = shapes.SHAPES_CLASSIFIER_CONFIG
     assert net.info["config"] == cfg and not net.info["cached"]
     assert net.info["test_accuracy"] >= 0.99
     # measured again on shapes it never saw, by a path independent of the training loop's
@@ -38,13 +38,13 @@ def test_the_shapes_classifier_is_accurate_and_cached(trained):
     assert classifier.classifier_accuracy(net, scale_images(x), y) >= 0.99
     path = cache / "classifiers" / f"shapes-lenet-{classifier.config_hash(cfg)}.pt"
     assert path.is_file() and net.info["path"] == str(path)
-    again = classifier.shapes_classifier(device="cpu")
+    again = shapes.shapes_classifier(device="cpu")
     assert again.info["cached"] and again.info["test_accuracy"] == net.info["test_accuracy"]
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), again.state_dict().values()))
     # the MNIST classifier's configuration (and so its cached file) is untouched by the shapes one
     assert "channels" not in classifier.CLASSIFIER_CONFIG and classifier._in_channels(net) == 3
     with pytest.raises(ValueError, match="unknown classifier config"):
-        classifier.shapes_classifier(config={"colour": 3})
+        shapes.shapes_classifier(config={"colour": 3})
 
 
 def test_features_need_three_channels(trained):

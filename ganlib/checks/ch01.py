@@ -15,15 +15,26 @@ from ganlib.grading import CheckFailed, expect_close, expect_tuple, question
 RULE_NAMES = set(games.RULES)
 
 
+class _Field:
+    """The gradient field ``(df/dx, df/dy)`` of :func:`_random_grad`, as an object.
+
+    A module-level class, not a closure: the grader hands it to the learner's code in its
+    worker process, so it must be picklable.
+    """
+
+    def __init__(self, a, b, c, d, e):
+        self.a, self.b, self.c, self.d, self.e = a, b, c, d, e
+
+    def __call__(self, x, y):
+        a, b, c, d, e = self.a, self.b, self.c, self.d, self.e
+        return a * x + b * y + d * np.sin(y), b * x - c * y + e * np.cos(x)
+
+
 def _random_grad(rng: np.random.Generator):
     """A random smooth, non-linear gradient field ``(df/dx, df/dy)`` (not symmetric in x and y)."""
     a, b, c = rng.uniform(0.3, 1.5, size=3)
     d, e = rng.uniform(-1, 1, size=2)
-
-    def grad(x, y):
-        return a * x + b * y + d * np.sin(y), b * x - c * y + e * np.cos(x)
-
-    return grad
+    return _Field(a, b, c, d, e)
 
 
 def _problem(rng: np.random.Generator):

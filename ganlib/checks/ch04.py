@@ -11,22 +11,45 @@ from __future__ import annotations
 import numpy as np
 
 from ganlib import games
+from ganlib.theory import sigmoid, softplus
 from ganlib.grading import CheckFailed, expect_close, expect_tuple, question, summarize
 
 METHOD_NAMES = tuple(games.DIRAC_METHODS)
 
 
+class _LossTerm:
+    """``f``, ``f'`` or ``f''`` (``order`` 0, 1, 2) of ``f(t) = (c / a) log sigmoid(a t)``, or of the WGAN
+    loss ``f(t) = t`` when ``a`` is None.
+
+    A module-level class, not a lambda: the grader hands ``f'`` to the learner's code in its
+    worker process, so it must be picklable.
+    """
+
+    def __init__(self, order: int, a: float | None = None, c: float | None = None):
+        self.order, self.a, self.c = order, a, c
+
+    def __call__(self, t):
+        t = np.asarray(t, dtype=float)
+        a, c = self.a, self.c
+        if a is None:
+            return (t, np.ones_like(t), np.zeros_like(t))[self.order]
+        if self.order == 0:
+            return -(c / a) * softplus(-a * t)
+        if self.order == 1:
+            return c * sigmoid(-a * t)
+        return -c * a * sigmoid(a * t) * sigmoid(-a * t)
+
+
 def random_loss(rng: np.random.Generator) -> games.DiracLoss:
     """``f(t) = (c / a) log sigmoid(a t)``: ``f'(t) = c sigmoid(-a t)``, ``f'(0) = c/2``, ``f''(0) = -c a / 4``."""
-    from ganlib.theory import sigmoid, softplus
-
     a, c = (float(v) for v in rng.uniform(0.5, 2.5, size=2))
-    return games.DiracLoss(
-        f"scaled logistic a={a:.3g} c={c:.3g}",
-        lambda t: -(c / a) * softplus(-a * np.asarray(t, dtype=float)),
-        lambda t: c * sigmoid(-a * np.asarray(t, dtype=float)),
-        lambda t: -c * a * sigmoid(a * np.asarray(t, dtype=float)) * sigmoid(-a * np.asarray(t, dtype=float)),
-    )
+    return games.DiracLoss(f"scaled logistic a={a:.3g} c={c:.3g}", _LossTerm(0, a, c), _LossTerm(1, a, c),
+                           _LossTerm(2, a, c))
+
+
+def _wgan_loss() -> games.DiracLoss:
+    """``games.dirac_loss("wgan")`` with picklable functions."""
+    return games.DiracLoss("wgan", _LossTerm(0), _LossTerm(1), _LossTerm(2))
 
 
 def _players(rng):
@@ -43,7 +66,7 @@ def _check_field(got, want, wrongs, name):
 
 @question("q1", "Dirac-GAN gradient field", 2, needs=["dirac_field"])
 def check_q1(rng, dirac_field):
-    for loss in (random_loss(rng), games.dirac_loss("wgan")):
+    for loss in (random_loss(rng), _wgan_loss()):
         theta, psi = _players(rng)
         fp = loss.df
         want = games.dirac_field(theta, psi, loss)

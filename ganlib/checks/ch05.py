@@ -186,6 +186,8 @@ def check_q3(rng, hinge_d_loss, hinge_g_loss):
 class _Critic:
     """A float64 tanh MLP on flattened samples that records every batch it is called on."""
 
+    _ganlib_sync = ("calls",)  # when grading, the calls made in the worker come back to the check
+
     def __init__(self, rng, d, hidden=6):
         self.W1 = _t(rng.normal(0, 0.8, size=(d, hidden))).requires_grad_(True)
         self.b1 = _t(rng.normal(0, 0.5, size=hidden)).requires_grad_(True)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ganlib import data, losses, models, train
-from ganlib.grading import CheckFailed, as_float_array, expect_close, expect_tuple, question, random_sizes
+from ganlib.grading import CheckFailed, as_float_array, beside, expect_close, expect_tuple, question, random_sizes
 
 
 # --------------------------------------------------------------------------- Q1 IDX
@@ -185,40 +185,46 @@ def _params(*modules) -> list[torch.Tensor]:
     return [p.detach().clone() for m in modules for p in m.parameters()]
 
 
-class _GradientSpy:
-    """Records whether G's gradients changed between G's last optimiser call and D's step.
+class _WatchedSGD(torch.optim.SGD):
+    """SGD that tells whether G's gradients changed between G's last optimiser call and D's step.
 
-    ``opt_D.step``, ``opt_G.step`` and ``opt_G.zero_grad`` are wrapped: G's gradients are
-    remembered at :meth:`arm` (the start of a call) and at every call of ``opt_G``; at each
-    ``opt_D.step()`` they must still be what was remembered. A change there came from D's loss:
-    its fake batch was not detached.
+    G's optimiser (``watch=None``) remembers G's gradients at :meth:`arm` (the start of a call)
+    and after each of its own ``step`` and ``zero_grad``; D's optimiser (``watch=`` G's optimiser)
+    compares them at each of its ``step`` calls. A change there came from D's loss: its fake batch
+    was not detached, and ``leaked`` is set. A class rather than wrapped methods, so that it can be
+    pickled: when grading, the learner's step runs in the grader's worker, and ``leaked`` comes back.
     """
 
-    def __init__(self, opt_D, opt_G, G):
-        self.G, self.seen, self.leaked = G, None, False
-        d_step, g_step, g_zero = opt_D.step, opt_G.step, opt_G.zero_grad
+    _ganlib_sync = ("seen", "leaked")
 
-        def on_d_step(*args, **kwargs):
-            for old, p in zip(self.seen, G.parameters()):
-                g = p.grad
-                if g is not None and bool(g.abs().max() > 0) and (old is None or not torch.equal(old, g)):
-                    self.leaked = True
-            return d_step(*args, **kwargs)
+    def __init__(self, params, lr: float, watch: _WatchedSGD | None = None):
+        super().__init__(params, lr=lr)
+        self.watch, self.seen, self.leaked = watch, None, False
 
-        def on_g_step(*args, **kwargs):
-            out = g_step(*args, **kwargs)
-            self.arm()
-            return out
+    def __getstate__(self):
+        return {**super().__getstate__(), "watch": self.watch, "seen": self.seen, "leaked": self.leaked}
 
-        def on_g_zero(*args, **kwargs):
-            out = g_zero(*args, **kwargs)
-            self.arm()
-            return out
-
-        opt_D.step, opt_G.step, opt_G.zero_grad = on_d_step, on_g_step, on_g_zero
+    def _params(self) -> list[torch.Tensor]:
+        return [p for group in self.param_groups for p in group["params"]]
 
     def arm(self) -> None:
-        self.seen = [None if p.grad is None else p.grad.detach().clone() for p in self.G.parameters()]
+        self.seen = [None if p.grad is None else p.grad.detach().clone() for p in self._params()]
+
+    def step(self, closure=None):
+        if self.watch is None:
+            out = super().step(closure)
+            self.arm()
+            return out
+        for old, p in zip(self.watch.seen or [], self.watch._params()):
+            g = p.grad
+            if g is not None and bool(g.abs().max() > 0) and (old is None or not torch.equal(old, g)):
+                self.leaked = True
+        return super().step(closure)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        super().zero_grad(set_to_none)
+        if self.watch is None:
+            self.arm()
 
 
 @question("q3", "one training step: D on a real and a detached fake batch, then G on fresh noise", 3,
@@ -245,13 +251,13 @@ def check_q3(rng, train_step):
                                latent_dim=latent, opt_G=oG1, opt_D=oD1)
     # the learner's step, twice; G's gradients are looked at when D steps (opt_D.step())
     G2, D2 = copy.deepcopy(G0), copy.deepcopy(D0)
-    oG2, oD2 = sgd(G2, D2)
-    spy = _GradientSpy(oD2, oG2, G2)
+    oG2 = _WatchedSGD(G2.parameters(), lr=lr_g)
+    oD2 = _WatchedSGD(D2.parameters(), lr=lr_d, watch=oG2)
     got_losses = []
     for k in range(2):
-        spy.arm()
+        oG2.arm()
         out = train_step(G2, D2, oG2, oD2, reals[k].clone(), zs[2 * k].clone(), zs[2 * k + 1].clone())
-        if spy.leaked:
+        if oD2.leaked:
             raise CheckFailed(f"step {k + 1}: right after the D step (opt_D.step()) G's parameters hold gradients of "
                               "D's loss: no gradient may reach G in the D step. Detach the fake batch "
                               "(fake = G(z_d).detach()); zeroing G's gradients later hides the mistake but still "
@@ -336,6 +342,37 @@ def _draws() -> tuple:
     return random.random(), tuple(np.random.random_sample(3).tolist()), tuple(torch.randn(3).tolist())
 
 
+# The checkpoint questions look at the process that runs the learner's code (its random number
+# generators, its files, its torch.save): the helpers below run there, through `beside`.
+
+def _seed_all(python_seed: int, numpy_seed: int, torch_seed: int) -> None:
+    random.seed(python_seed)
+    np.random.seed(numpy_seed)
+    torch.manual_seed(torch_seed)
+
+
+def _new_folder() -> str:
+    return tempfile.mkdtemp(prefix="checkpoint-")
+
+
+def _remove_folder(folder: str) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _listing(folder: str) -> list[str]:
+    return sorted(p.name for p in Path(folder).iterdir())
+
+
+def _file_facts(path) -> tuple:
+    """``(contents, inode)`` of a file, or ``(None, None)`` when there is none."""
+    path = Path(path)
+    if not path.exists():
+        return None, None
+    return path.read_bytes(), path.stat().st_ino
+
+
 @question("q4", "save and restore a checkpoint, random number generators included", 3,
           needs=["save_state", "restore_state"], timeout=60.0)
 def check_q4(rng, save_state, restore_state):
@@ -357,14 +394,15 @@ def check_q4(rng, save_state, restore_state):
         oG.step()
 
     adam_step(G, D, oG, oD)
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed + 1)
+    beside(save_state, _seed_all, seed, seed % 2**32, seed + 1)
     saved = _params(G, D)
-    with tempfile.TemporaryDirectory() as folder:
+    folder = beside(save_state, _new_folder)
+    try:
         path = Path(folder) / "checkpoint.pt"
         save_state(path, G, D, oG, oD, step)
-        if not path.exists():
+        if beside(save_state, _file_facts, path)[0] is None:
             raise CheckFailed("save_state wrote no file at `path`: torch.save(checkpoint_dict, path).")
-        want_draws = _draws()
+        want_draws = beside(save_state, _draws)
         adam_step(G, D, oG, oD)
         want_next = _params(G, D)
         # another process, later: fresh models and optimisers, other random states
@@ -372,14 +410,17 @@ def check_q4(rng, save_state, restore_state):
         G2, D2 = models.generator(latent, dim, hidden=(8,)), models.discriminator(dim, hidden=(8,))
         oG2 = torch.optim.Adam(G2.parameters(), lr=1e-2, betas=(0.5, 0.999))
         oD2 = torch.optim.Adam(D2.parameters(), lr=1e-2, betas=(0.5, 0.999))
-        random.seed(seed + 3); np.random.seed((seed + 3) % 2**32)
+        beside(restore_state, _seed_all, seed + 3, (seed + 3) % 2**32, seed + 7)
         try:
             got_step = restore_state(path, G2, D2, oG2, oD2)
         except pickle.UnpicklingError as exc:
             raise CheckFailed("torch.load refused the file (weights_only=True, the safe default, loads tensors "
                               "and plain Python values only): store NumPy's state as a tensor or list "
                               f"(torch.from_numpy(state[1])). ({str(exc).splitlines()[0][:100]})") from None
-        leftovers = sorted(p.name for p in Path(folder).iterdir() if p.name != "checkpoint.pt")
+        got_draws = beside(restore_state, _draws)
+        leftovers = [name for name in beside(save_state, _listing, folder) if name != "checkpoint.pt"]
+    finally:
+        beside(save_state, _remove_folder, folder)
     if got_step is None:
         raise CheckFailed("restore_state returned None: return the step stored in the checkpoint.")
     if int(got_step) != step:
@@ -387,7 +428,6 @@ def check_q4(rng, save_state, restore_state):
     if not all(torch.equal(a, b) for a, b in zip(_params(G2, D2), saved)):
         raise CheckFailed("the restored G and D differ from the saved ones: save G.state_dict() and D.state_dict(), "
                           "restore them with load_state_dict.")
-    got_draws = _draws()
     names = ("Python's random", "NumPy's global generator", "torch's generator")
     calls = ("random.getstate() / random.setstate()", "np.random.get_state() / np.random.set_state()",
              "torch.get_rng_state() / torch.set_rng_state()")
@@ -408,48 +448,67 @@ class _Interrupted(BaseException):
     """A crash in the middle of writing a checkpoint (as Ctrl-C or a full disk would stop torch.save)."""
 
 
+_CRASH: dict = {"real": None, "interrupted": False}
+
+
+def _crashing_save(obj, f, *args, **kwargs):
+    buffer = io.BytesIO()
+    _CRASH["real"](obj, buffer, *args, **kwargs)
+    half = buffer.getvalue()[: len(buffer.getvalue()) // 2]
+    if isinstance(f, (str, os.PathLike)):
+        with open(f, "wb") as out:
+            out.write(half)
+    else:
+        f.write(half)
+    _CRASH["interrupted"] = True
+    raise _Interrupted()
+
+
+def _crash_saves(on: bool) -> bool:
+    """Make ``torch.save`` stop half-way (``on``), or put it back; returns whether a save was interrupted."""
+    if on:
+        if _CRASH["real"] is None:
+            _CRASH["real"] = torch.save
+        _CRASH["interrupted"] = False
+        torch.save = torch.serialization.save = _crashing_save
+        return False
+    if _CRASH["real"] is not None:
+        torch.save = torch.serialization.save = _CRASH["real"]
+        _CRASH["real"] = None
+    return bool(_CRASH["interrupted"])
+
+
 def _check_atomic(save_state, G, D, opt_G, opt_D, step: int) -> None:
     """Overwrite a checkpoint, once with ``torch.save`` stopped half-way, once normally.
 
     The interrupted save must leave the previous file intact, and the completed one must replace
     the file (a new file renamed over it), not rewrite it in place.
     """
-    real_save = torch.save
-    interrupted = []
-
-    def crashing_save(obj, f, *args, **kwargs):
-        buffer = io.BytesIO()
-        real_save(obj, buffer, *args, **kwargs)
-        half = buffer.getvalue()[: len(buffer.getvalue()) // 2]
-        if isinstance(f, (str, os.PathLike)):
-            with open(f, "wb") as out:
-                out.write(half)
-        else:
-            f.write(half)
-        interrupted.append(True)
-        raise _Interrupted()
-
-    with tempfile.TemporaryDirectory() as folder:
+    folder = beside(save_state, _new_folder)
+    try:
         path = Path(folder) / "checkpoint.pt"
         save_state(path, G, D, opt_G, opt_D, step)
-        before, inode = path.read_bytes(), path.stat().st_ino
-        torch.save = torch.serialization.save = crashing_save
+        before, inode = beside(save_state, _file_facts, path)
+        beside(save_state, _crash_saves, True)
         try:
             save_state(path, G, D, opt_G, opt_D, step + 1)
         except BaseException:  # the crash, or what the answer's own clean-up turned it into
-            if not interrupted:
+            if not beside(save_state, _crash_saves, False):
                 raise
         finally:
-            torch.save = torch.serialization.save = real_save
-        if interrupted and (not path.exists() or path.read_bytes() != before):
+            interrupted = beside(save_state, _crash_saves, False)
+        after, _ = beside(save_state, _file_facts, path)
+        if interrupted and (after is None or after != before):
             raise CheckFailed("a save interrupted while writing (a crash, Ctrl-C, a full disk) destroyed the previous "
                               "checkpoint: write to a temporary file in the same folder, then os.replace(tmp, path), "
                               "so that `path` always holds a complete checkpoint.")
         save_state(path, G, D, opt_G, opt_D, step + 1)
-        if path.stat().st_ino == inode:
+        if beside(save_state, _file_facts, path)[1] == inode:
             raise CheckFailed("save_state rewrote the checkpoint in place (the file at `path` is the same file as "
                               "before): a crash during the write would leave half a checkpoint. Write a temporary "
                               "file in the same folder, then os.replace(tmp, path).")
+    finally:
+        beside(save_state, _remove_folder, folder)
 
 
 QUESTIONS = [check_q1, check_q2, check_q3, check_q4]

@@ -105,6 +105,8 @@ def check_q1(rng, power_iteration_step, spectral_norm_estimate):
 class _CondCritic:
     """A float64 tanh network on (flattened image, label) that records every call."""
 
+    _ganlib_sync = ("calls",)  # when grading, the calls made in the worker come back to the check
+
     def __init__(self, rng, d, k, hidden=6):
         self.W1 = _t(rng.normal(0, 0.8, size=(d, hidden))).requires_grad_(True)
         self.E = _t(rng.normal(0, 1.0, size=(k, hidden))).requires_grad_(True)

@@ -1,4 +1,9 @@
-"""``ganlib grade``: grade exercise notebooks from the command line (chapter 00)."""
+"""``ganlib grade``: grade exercise notebooks from the command line (chapter 00).
+
+Exit codes: 0 every notebook has full marks; 1 some notebook has not; 2 nothing could be graded
+(unreadable input, or --sandbox unavailable); 3 a submission misbehaved (it broke the grader's
+protocol: its report says where), whatever the marks.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
-from ganlib.grading.judge import _sandbox_default, grade_notebook
+from ganlib.grading.judge import NOTEBOOK_TIMEOUT, _sandbox_default, grade_notebook
 from ganlib.grading.questions import GradingError
 from ganlib.grading.report import NotebookReport, _wrap, format_report, format_summary, report_width
 from ganlib.grading.worker import _INSTALL_HINT, sandbox_problem
@@ -29,7 +34,12 @@ def collect_notebooks(paths: Sequence[str | Path]) -> list[Path]:
 HELP = """\
 Grade exercise notebooks offline: one table per notebook (question, points, status, feedback) and,
 for several notebooks, one summary row per file. Exit code: 0 when every notebook has full marks,
-1 otherwise, 2 when nothing could be graded (unreadable input, or --sandbox unavailable).
+1 otherwise, 2 when nothing could be graded (unreadable input, or --sandbox unavailable), 3 when a
+submission misbehaved (wrote to the grader's result channel: a protocol violation, named in its
+report; the other notebooks are graded as usual).
+
+Each notebook has a wall-clock limit (--timeout, default 300 s); when it runs out, the notebook is
+reported with the questions graded so far and the rest "timed out".
 
 Trust model: the grader gives learners feedback; it is not a proctoring tool. It RUNS the code of
 the notebook it grades: every answer cell, and the imports and helpers those cells use (not
@@ -43,7 +53,8 @@ docker command to grade in a container); it never grades unsandboxed."""
 
 
 def main(argv: Sequence[str]) -> int:
-    """``python -m ganlib grade``: exit 0 when every notebook has full marks, 1 otherwise, 2 on unusable input."""
+    """``python -m ganlib grade``: exit 0 when every notebook has full marks, 1 otherwise, 2 on unusable input,
+    3 when a submission misbehaved."""
     import argparse
     from concurrent.futures import ThreadPoolExecutor
 
@@ -58,6 +69,8 @@ def main(argv: Sequence[str]) -> int:
                        help="run each notebook's code under bubblewrap (default when GANLIB_GRADE_SANDBOX=1)")
     group.add_argument("--no-sandbox", dest="sandbox", action="store_false",
                        help="do not sandbox, even when GANLIB_GRADE_SANDBOX=1")
+    parser.add_argument("--timeout", type=float, default=NOTEBOOK_TIMEOUT, metavar="S",
+                        help=f"wall-clock seconds per notebook (default {NOTEBOOK_TIMEOUT:g})")
     parser.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1),
                         help="notebooks graded at the same time (default: min(4, CPUs))")
     args = parser.parse_args(argv)
@@ -75,7 +88,8 @@ def main(argv: Sequence[str]) -> int:
 
     def grade_one(nb: Path):
         try:
-            return grade_notebook(nb, seed=args.seed, chapter=args.chapter, sandbox=sandbox)
+            return grade_notebook(nb, seed=args.seed, chapter=args.chapter, sandbox=sandbox,
+                                  notebook_timeout=args.timeout)
         except GradingError as exc:
             return str(exc)
 
@@ -97,5 +111,7 @@ def main(argv: Sequence[str]) -> int:
             print(format_summary(reports, failures))
     if failures and not reports:
         return 2
+    if any(r.misbehaved for r in reports):
+        return 3
     full = all(math.isclose(r.score, r.total) and r.total > 0 for r in reports)
     return 0 if full and not failures else 1

@@ -13,7 +13,9 @@ The parts follow the data, from a notebook file to a report:
                 :class:`CheckFailed` and the helpers the chapters' checks (``ganlib.checks``) use
 ``notebook``    a notebook read into a :class:`LoadPlan`: the answer cells and what they depend on
 ``worker``      the process that runs the learner's code, its :class:`Limits` and its sandbox
-``judge``       the trusted side: :func:`grade_notebook` drives a worker and decides every verdict
+``wire``        the plain-data format of everything the worker sends back (validated, size-capped)
+``remote``      stand-ins for the learner's definitions: calls into the worker, results as data
+``judge``       the trusted side: :func:`grade_notebook` runs the checks and decides every verdict
 ``report``      :class:`NotebookReport`, and its text tables (:func:`format_report`)
 ==============  ===============================================================================
 
@@ -31,19 +33,20 @@ from ganlib.grading.notebook import (LoadPlan, Step, binds, chapter_of, extract_
 from ganlib.grading.worker import SANDBOX_ENV, Limits, sandbox_problem
 from ganlib.grading.worker import _Worker, _worker_main  # noqa: F401  (the worker's entry point; tests wrap _Worker)
 from ganlib.grading.report import NotebookReport, format_report, format_summary
-from ganlib.grading.judge import grade_notebook
+from ganlib.grading.remote import beside
+from ganlib.grading.judge import NOTEBOOK_TIMEOUT, grade_notebook
 
 __all__ = [
     # questions and verdicts (what ganlib.checks is written with)
     "Question", "question", "QuestionSpec", "Result", "CheckFailed", "GradingError", "SandboxUnavailable",
     "PASSED", "FAILED", "NOT_ATTEMPTED", "ERROR", "TIMEOUT", "MISSING", "STATUSES", "FEEDBACK_LIMIT", "CHAPTER_ID",
     "to_numpy", "as_float_array", "expect_close", "mismatch", "expect_tuple", "random_sizes", "summarize",
-    "one_line", "describe_exception", "questions_for", "question_specs",
+    "one_line", "describe_exception", "questions_for", "question_specs", "beside",
     # a notebook read into a plan
     "read_notebook", "chapter_of", "binds", "uses", "Step", "LoadPlan", "plan_notebook", "extract_definitions",
     "load_definitions",
     # the worker and its sandbox
     "Limits", "SANDBOX_ENV", "sandbox_problem",
     # judging and reporting
-    "grade_notebook", "NotebookReport", "format_report", "format_summary",
+    "grade_notebook", "NOTEBOOK_TIMEOUT", "NotebookReport", "format_report", "format_summary",
 ]

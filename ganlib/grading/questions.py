@@ -174,6 +174,9 @@ def _is_stub(value: Any) -> bool:
     """
     if value is None:
         return True
+    claim = getattr(type(value), "_ganlib_stub", None)   # a stand-in for a learner's function (the worker's claim)
+    if claim is not None:
+        return getattr(value, "_ganlib_stub", False) is True
     try:
         value = inspect.unwrap(value)
     except ValueError:  # a cycle of __wrapped__ attributes
@@ -200,8 +203,25 @@ def _not_attempted_message(answers: dict[str, Any]) -> str:
     return "not attempted yet: " + " and ".join(parts) + "."
 
 
+def _frames(exc: BaseException) -> list[traceback.FrameSummary]:
+    """The traceback of ``exc``: where it was raised in the worker, for an exception that came from there."""
+    remote = getattr(exc, "_ganlib_frames", None)
+    return list(remote) if remote is not None else traceback.extract_tb(exc.__traceback__)
+
+
+def _innermost_names(exc: BaseException) -> set[str]:
+    remote = getattr(exc, "_ganlib_names", None)
+    if remote is not None:
+        return set(remote)
+    tb, code = exc.__traceback__, None
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        tb = tb.tb_next
+    return set(code.co_names) if code is not None else {"?"}
+
+
 def _stub_called(exc: BaseException, stubs: list[str]) -> tuple[str, str]:
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_learner_file(f.filename)]
+    frames = [f for f in _frames(exc) if _is_learner_file(f.filename)]
     if not frames:
         return ERROR, describe_exception(exc)
     inner, outer = frames[-1], frames[0]
@@ -210,11 +230,7 @@ def _stub_called(exc: BaseException, stubs: list[str]) -> tuple[str, str]:
             return FAILED, f"`{outer.name}` calls `{inner.name}`, which is not written yet (it still raises NotImplementedError)."
         return FAILED, f"`{inner.name}` is not written yet: replace its `raise NotImplementedError()` with your code."
     if outer.name != inner.name and inner.name != "<module>" and outer.name != "<module>":
-        tb, code = exc.__traceback__, None
-        while tb is not None:
-            code = tb.tb_frame.f_code
-            tb = tb.tb_next
-        if code is not None and set(code.co_names) <= {"NotImplementedError"}:
+        if _innermost_names(exc) <= {"NotImplementedError"}:
             return FAILED, f"`{outer.name}` calls `{inner.name}`, which is not written yet (it still raises NotImplementedError)."
         return FAILED, (f"`{outer.name}` calls `{inner.name}`, which raises NotImplementedError "
                         f"({_where(inner)}): write that function first.")
@@ -437,7 +453,7 @@ def describe_exception(exc: BaseException) -> str:
     ...     print(describe_exception(exc))
     your code raised ZeroDivisionError: division by zero in `f` (cell 3, line 2)
     """
-    frames = traceback.extract_tb(exc.__traceback__)
+    frames = _frames(exc)
     learner = [f for f in frames if _is_learner_file(f.filename)]
     message = one_line(_memory_text(_ARRAY_TEXT.sub("[an array]", str(exc))), 120)
     text = f"your code raised {type(exc).__name__}" + (f": {message}" if message else "")
@@ -489,7 +505,8 @@ def _library_name(filename: str) -> str:
 def _hint_for(exc: BaseException) -> str:
     text = str(exc)
     if isinstance(exc, MemoryError) or "can't allocate memory" in text or "Unable to allocate" in text:
-        limit = f" more than the {memory_limit_mb:g} MB the grader allows" if memory_limit_mb else ""
+        mb = getattr(exc, "_ganlib_memory_mb", None) or memory_limit_mb   # the worker's limit, when it came from there
+        limit = f" more than the {mb:g} MB the grader allows" if mb else ""
         return f"it ran out of memory: your code tried to use{limit or ' too much memory'}; use smaller arrays"
     if isinstance(exc, OSError) and exc.errno == 27:  # EFBIG
         return "it tried to write a file larger than the grader allows"

@@ -17,6 +17,7 @@ class NotebookReport:
     problems: list[str] = field(default_factory=list)
     seed: int = 0
     sandboxed: bool = False
+    misbehaved: list[str] = field(default_factory=list)  # protocol violations: the submission wrote to the grader's channel
 
     @property
     def score(self) -> float:
@@ -35,6 +36,7 @@ class NotebookReport:
             "seed": self.seed,
             "sandboxed": self.sandboxed,
             "problems": self.problems,
+            "misbehaved": self.misbehaved,
             "questions": [asdict(r) for r in self.results],
         }
 
@@ -94,6 +96,8 @@ def format_report(report: NotebookReport, width: int | None = None) -> str:
     widths.append(min(task_width, max([len(head[3])] + [len(row[3]) for row in rows])))
     out = _wrap(f"{report.path}  (chapter {report.chapter}{', sandboxed' if report.sandboxed else ''})",
                 width, "", "    ")
+    for problem in report.misbehaved:
+        out += _wrap(problem, width, "  WARNING: ", "           ")
     for problem in report.problems:
         out += _wrap(problem, width, "  note: ", "        ")
     fmt = "  " + "  ".join(f"{{:<{w}}}" for w in widths[:3]) + "  "
@@ -120,7 +124,8 @@ def format_summary(reports: list[NotebookReport], failures: dict[str, str]) -> s
     rows = []
     for r in reports:
         pts = {res.key: f"{res.points:g}" for res in r.results}
-        rows.append([r.path, r.chapter, *[pts.get(k, "-") for k in keys], f"{r.score:g}/{r.total:g}"])
+        rows.append([r.path, r.chapter, *[pts.get(k, "-") for k in keys],
+                     f"{r.score:g}/{r.total:g}" + (" (protocol violation)" if r.misbehaved else "")])
     for path, msg in failures.items():
         rows.append([path, "?", *["-" for _ in keys], f"not graded: {one_line(msg, 100)}"])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]

@@ -16,7 +16,6 @@ import json
 import linecache
 import os
 import queue
-import re
 import shutil
 import signal
 import subprocess
@@ -24,15 +23,15 @@ import sys
 import tempfile
 import threading
 import traceback
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 
 from ganlib.grading import questions as _questions
-from ganlib.grading.questions import (GradingError, Question, _alarm, _is_learner_file, _Timeout, describe_exception,
-                                      one_line, questions_for)
+from ganlib.grading import remote as _remote
+from ganlib.grading import wire
+from ganlib.grading.questions import (GradingError, _alarm, _is_learner_file, _Timeout, describe_exception, one_line,
+                                      questions_for)
 
 SANDBOX_ENV = "GANLIB_GRADE_SANDBOX"
 _WORKER_ENV = "GANLIB_GRADING_WORKER"
@@ -60,20 +59,25 @@ class Limits:
 
 
 def _worker_main() -> None:  # pragma: no cover - runs in the worker process (covered through grade_notebook)
-    """The worker: read a job (JSON) on stdin, run the plan, answer the questions, write JSON lines on stdout."""
+    """The worker: read a job (a JSON line) on stdin, run the plan, then answer the grader's requests.
+
+    It only *executes*: every request (call a learner's function, read an attribute, a backward
+    pass) is answered with plain data (:mod:`ganlib.grading.wire`); the grader runs the checks.
+    """
     sys.path[:] = [p for p in sys.path if p not in ("", ".", os.getcwd())]
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    requests = os.fdopen(os.dup(0), "rb")
     devnull = os.open(os.devnull, os.O_RDWR)
 
     def send(**event):
-        proto.write(json.dumps(event) + "\n")
+        proto.write(wire.dumps(event) + "\n")
         proto.flush()
 
-    job = json.loads(sys.stdin.read())
+    job = json.loads(requests.readline())
     os.dup2(devnull, 0)
     os.environ.setdefault("MPLBACKEND", "Agg")
     try:
-        questions = {q.key: q for q in questions_for(job["chapter"])}
+        questions_for(job["chapter"])  # imports what the checks' objects need (torch), before the limits
     except GradingError as exc:  # e.g. torch missing: say so (before any learner code has run)
         send(e="unusable", message=str(exc))
         proto.flush()
@@ -88,36 +92,34 @@ def _worker_main() -> None:  # pragma: no cover - runs in the worker process (co
     os.dup2(devnull, 2)
 
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
-    failed: dict[str, str] = {}
     skip = set(job["skip_steps"])
     for i, step in enumerate(job["steps"]):
         if i in skip:
             continue
         send(e="step", i=i)
         status, message = _run_step(step, namespace, job["load_timeout"])
-        if status != "ok":
-            for name in step["binds"]:
-                failed.setdefault(name, step["label"])
         send(e="step_done", i=i, status=status, message=message)
-    needed = {n for q in questions.values() for n in q.needs}
-    defined = sorted(n for n in needed if n in namespace)
+    defined = sorted(n for n in job["needed"] if n in namespace)
     send(e="loaded", defined=defined)
-    for key in job["questions"]:
-        q = questions[key]
-        if not all(n in namespace for n in q.needs):
-            continue
-        send(e="q", key=key)
-        rng = np.random.default_rng([job["seed"], zlib.crc32(key.encode())])
-        limit = job["timeouts"][key]
-        q = Question(q.key, q.title, q.points, q.needs, q.test, limit)
-        with _alarm(limit):
-            result = q.evaluate(*[namespace[n] for n in q.needs], rng=rng)
-        feedback = result.feedback
-        m = re.search(r"NameError: name '(\w+)' is not defined", feedback)
-        if m and m.group(1) in failed:
-            feedback = f"`{m.group(1)}` is not defined because {failed[m.group(1)]} failed to load; " + feedback
-        send(e="result", key=key, status=result.status, feedback=one_line(feedback))
-    send(e="end")
+    server = _remote.Server(namespace)
+    while True:
+        line = requests.readline()
+        if not line:
+            break
+        request = json.loads(line)
+        if request.get("op") == "end":
+            break
+        try:
+            reply = server.handle(request)
+        except BaseException as exc:  # noqa: BLE001 - a request that failed before any learner code ran
+            reply = {"value": None, "exc": _remote.describe_error(exc), "state": []}
+        try:
+            text = wire.dumps({"e": "reply", "id": request["id"], **reply})
+        except (TypeError, ValueError) as exc:
+            text = wire.dumps({"e": "reply", "id": request["id"], "value": None,
+                               "exc": _remote.describe_error(exc), "state": []})
+        proto.write(text + "\n")
+        proto.flush()
     proto.flush()
     os._exit(0)
 
@@ -272,8 +274,11 @@ def _sandbox_command(workdir: str, inner: list[str], env: dict[str, str]) -> lis
 # --------------------------------------------------------------------------- the parent side
 
 
-class _WorkerFailed(Exception):
-    """The worker stopped (killed, crashed, timed out, or broke the protocol) during ``activity``."""
+class _WorkerFailed(BaseException):
+    """The worker stopped (killed, crashed, timed out, or broke the protocol) during ``activity``.
+
+    A BaseException, so that it passes through a check's ``except Exception`` to the judge.
+    """
 
     def __init__(self, activity: tuple[str, Any], why: str):
         super().__init__(why)
@@ -282,10 +287,11 @@ class _WorkerFailed(Exception):
 
 _EVENT_KEYS = {
     "unusable": {"message"}, "ready": set(), "step": {"i"}, "step_done": {"i", "status", "message"}, "loaded": {"defined"},
-    "q": {"key"}, "result": {"key", "status", "feedback"}, "end": set(),
+    "reply": {"id", "value", "exc", "state"},
 }
 _STEP_STATUSES = ("ok", "error", "stub", "timeout", "memory")
-_MAX_LINE, _MAX_OUTPUT = 64 * 1024, 4 * 1024 * 1024
+_MAX_LINE = wire.MAX_BYTES * 4 // 3 + 16 * 2**20   # one reply: its arrays in base64, and the rest
+_MAX_OUTPUT = 1024 * 2**20                           # everything one worker may send
 
 
 class _Worker:
@@ -310,24 +316,47 @@ class _Worker:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
                                      cwd=workdir, env=env, **kwargs)
         self.lines: queue.Queue = queue.Queue()
+        self.requests: queue.Queue = queue.Queue()
+        self.sent = threading.Semaphore(0)
         threading.Thread(target=self._read, daemon=True).start()
-        threading.Thread(target=self._send_job, args=(json.dumps(job).encode(),), daemon=True).start()
+        threading.Thread(target=self._write, daemon=True).start()
+        self.requests.put(((json.dumps(job) + "\n").encode(), False))
         self.startup_timeout = startup_timeout
+        self.next_id = 0
 
-    def _send_job(self, data: bytes) -> None:
-        # in a thread: a worker that never reads its job must not block the grader (pipes hold only 64 KB)
-        try:
-            self.proc.stdin.write(data)
-            self.proc.stdin.close()
-        except OSError:
-            pass
+    def _write(self) -> None:
+        # in a thread: a worker that stops reading must not block the grader (pipes hold only 64 KB)
+        while True:
+            item = self.requests.get()
+            if item is None:
+                return
+            data, counted = item
+            try:
+                self.proc.stdin.write(data)
+                self.proc.stdin.flush()
+            except (OSError, ValueError):
+                return
+            if counted:
+                self.sent.release()
 
-    def wait_ready(self) -> None:
+    def send(self, message: dict, activity: tuple[str, Any], timeout: float) -> None:
+        """Write one request line; the worker must take it within ``timeout`` seconds (else it is killed)."""
+        self.requests.put(((json.dumps(message) + "\n").encode(), True))
+        if not self.sent.acquire(timeout=max(timeout, 0.01)):
+            self.kill()
+            raise _WorkerFailed(activity, "timeout")
+
+    def end(self) -> None:
+        """Tell the worker to stop (it exits on its own; :meth:`kill` follows anyway)."""
+        self.requests.put((b'{"op": "end"}\n', False))
+        self.requests.put(None)
+
+    def wait_ready(self, timeout: float | None = None) -> None:
         """Wait for the worker's "ready"; raise :class:`GradingError` when it says it cannot grade this chapter.
 
         Only this first event may be "unusable": it comes before any learner code runs.
         """
-        event = self.next_event(("startup", None), self.startup_timeout)
+        event = self.next_event(("startup", None), self.startup_timeout if timeout is None else timeout)
         if event["e"] == "unusable" and isinstance(event["message"], str):
             self.kill()
             raise GradingError(one_line(event["message"], 1000))
@@ -360,12 +389,11 @@ class _Worker:
             self.kill()
             raise _WorkerFailed(activity, "protocol")
         try:
-            event = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
+            event = wire.loads(line)
+        except wire.WireError:
             self.kill()
             raise _WorkerFailed(activity, "protocol") from None
-        if (not isinstance(event, dict) or event.get("e") not in _EVENT_KEYS
-                or set(event) != _EVENT_KEYS[event["e"]] | {"e"}):
+        if event["e"] not in _EVENT_KEYS or set(event) != _EVENT_KEYS[event["e"]] | {"e"}:
             self.kill()
             raise _WorkerFailed(activity, "protocol")
         return event

@@ -232,3 +232,42 @@ def test_cells_that_sleep_and_ignore_alarms_cannot_outlive_the_notebook_limit(ma
     assert res["q5"]["status"] == grading.TIMEOUT and "time limit (60 s)" in res["q5"]["feedback"], res["q5"]
     assert res["q6"]["status"] == grading.TIMEOUT, res["q6"]
     assert any("grading stopped after 60 s" in p for p in report["problems"]), report["problems"]
+
+
+# --------------------------------------------------------------------------- the data format itself
+
+
+def test_the_wire_format_round_trips_data_and_rejects_everything_else():
+    import numpy as np
+    import torch
+
+    from ganlib.grading import wire
+
+    value = (1, -2.5, float("inf"), complex(1, -2), "text", b"\x00\xff", [None, True], {"a": {3, 4}, 7: frozenset()},
+             np.arange(6, dtype=np.int16).reshape(2, 3), np.float32(1.5), torch.ones(2, 2, dtype=torch.float64))
+    back = wire.decode(json.loads(wire.dumps({"v": wire.encode(value)}))["v"])
+    assert back[:8] == value[:8] and back[9] == value[9] and back[9].dtype == np.float32
+    assert np.array_equal(back[8], value[8]) and back[8].dtype == np.int16
+    assert torch.equal(back[10], value[10]) and back[10].dtype == torch.float64
+    with pytest.raises(wire.NotData):
+        wire.encode(np.array([object()]))
+    with pytest.raises(wire.NotData):
+        wire.encode(object())
+    bad = [
+        {"nd": ["object", [1], "AAAA"]},                 # a dtype outside the allowlist
+        {"nd": ["float64", [2], "AAAAAAAAAAA="]},        # bytes that do not match the shape
+        {"nd": ["float64", [-1], ""]},                   # a negative size
+        {"f": "1e999"},                                  # not a special float
+        {"x": 1},                                        # an unknown tag
+        {"t": [1], "s": [2]},                            # two tags
+        {"b": "not base64!"},
+        {"d": [[[1], 2]]},                               # an unhashable key
+        "x" * (wire.MAX_STR + 1),
+        [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[0]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],
+    ]
+    for data in bad:
+        with pytest.raises(wire.WireError):
+            wire.decode(data)
+    for line in (b'{"e": []}', b"[" * 60_000, b"\xff\xfe", b'{"e": "x", "v": NaN}', b"[]", b"1e5"):
+        with pytest.raises(wire.WireError):
+            wire.loads(line)

@@ -271,3 +271,48 @@ def test_the_wire_format_round_trips_data_and_rejects_everything_else():
     for line in (b'{"e": []}', b"[" * 60_000, b"\xff\xfe", b'{"e": "x", "v": NaN}', b"[]", b"1e5"):
         with pytest.raises(wire.WireError):
             wire.loads(line)
+
+
+def test_arguments_changed_in_place_come_back_and_nothing_else_does():
+    """Copy-restore: what the learner's code does to an argument is seen by the check, as in a notebook."""
+    import numpy as np
+
+    q = grading.Question("q1", "in place", 1, ("step",), lambda rng, step: _in_place_check(step))
+    cells = ["def step(x):\n    x *= 2\n    x[0] = -1\n    return None"]
+    assert q.evaluate(_local(cells[0])).status == grading.PASSED       # in this process
+    from ganlib.grading import remote
+
+    server = remote.Server({"step": _local(cells[0])})
+    replies = []
+
+    def request(message):
+        reply = server.handle(json.loads(json.dumps(message)))
+        replies.append(reply)
+        return json.loads(json.dumps(reply))
+
+    session = remote.Session(request, lambda: 10.0)
+    (proxy,) = session.answers(["step"])
+    assert q.evaluate(proxy).status == grading.PASSED                  # through the worker's protocol
+    x = np.arange(3.0)
+    untouched = np.ones(2)
+    proxy(x)
+    assert x.tolist() == [-1.0, 2.0, 4.0]
+    session.call(["n", "step"], (np.arange(2.0),), {})
+    assert replies[-1]["state"][0] is not None
+    session._send("beside", None, (np.sum, (untouched,), {}))
+    assert replies[-1]["state"] == [None] and untouched.tolist() == [1.0, 1.0]   # unchanged: nothing sent back
+
+
+def _local(source):
+    ns = {}
+    exec(source, ns)
+    return ns["step"]
+
+
+def _in_place_check(step):
+    import numpy as np
+
+    x = np.arange(3.0)
+    step(x)
+    if x.tolist() != [-1.0, 2.0, 4.0]:
+        raise grading.CheckFailed(f"x = {x.tolist()}")

@@ -37,6 +37,8 @@ import sys
 import traceback
 from typing import Any
 
+import numpy as np
+
 from ganlib.grading import wire
 from ganlib.grading.questions import CheckFailed, _Timeout
 
@@ -369,8 +371,9 @@ class _Pickler(pickle.Pickler):
                 self.grads.append(obj)
                 self._pids[id(obj)] = pid
             return pid
-        tracked = hasattr(type(obj), "_ganlib_sync") or (torch is not None and isinstance(
-            obj, (torch.nn.Module, torch.optim.Optimizer)))
+        tracked = (hasattr(type(obj), "_ganlib_sync") or type(obj) is np.ndarray
+                   or (torch is not None and (isinstance(obj, (torch.nn.Module, torch.optim.Optimizer))
+                                              or type(obj) is torch.Tensor)))
         if tracked:
             pid = self._pids.get(id(obj))
             if pid is None:
@@ -500,12 +503,27 @@ class Session:
 
 
 def _apply_state(obj: Any, state: Any) -> None:
-    import torch
+    torch = sys.modules.get("torch")   # imported already when the object is a module, an optimiser or a tensor
 
-    if not isinstance(state, dict) or set(state) - {"module", "optimizer", "sync"}:
+    if not isinstance(state, dict) or set(state) - {"module", "optimizer", "sync", "array"}:
         raise wire.WireError("a malformed state")
+    if "array" in state:   # an array or tensor argument the learner's code changed in place
+        value = wire.decode(state["array"])
+        if isinstance(obj, np.ndarray):
+            if not isinstance(value, np.ndarray):
+                raise wire.WireError("a malformed state")
+            if value.shape == obj.shape and obj.flags.writeable:
+                obj[...] = value.astype(obj.dtype, copy=False)
+        else:
+            if torch is None or not isinstance(value, torch.Tensor):
+                raise wire.WireError("a malformed state")
+            with torch.no_grad():
+                if value.shape == obj.shape and value.dtype == obj.dtype:
+                    obj.copy_(value)
+                else:
+                    obj.data = value
     if "module" in state:
-        if not isinstance(obj, torch.nn.Module):
+        if torch is None or not isinstance(obj, torch.nn.Module):
             raise wire.WireError("a malformed state")
         st = state["module"]
         if not isinstance(st, dict) or set(st) != {"params", "buffers", "training"}:
@@ -547,7 +565,7 @@ def _apply_state(obj: Any, state: Any) -> None:
             if name in owners and isinstance(flag, bool):
                 owners[name].training = flag
     if "optimizer" in state:
-        if not isinstance(obj, torch.optim.Optimizer):
+        if torch is None or not isinstance(obj, torch.optim.Optimizer):
             raise wire.WireError("a malformed state")
         sd = wire.decode(state["optimizer"])
         if not isinstance(sd, dict) or set(sd) != {"state", "param_groups"}:
@@ -701,6 +719,28 @@ class _Unpickler(pickle.Unpickler):
         raise pickle.UnpicklingError("an unknown persistent id")
 
 
+def _snapshot(obj: Any):
+    """A copy of an array or tensor argument, to tell afterwards whether the learner's code changed it."""
+    if type(obj) is np.ndarray:
+        return obj.copy()
+    torch = sys.modules.get("torch")
+    if torch is not None and type(obj) is torch.Tensor:
+        return obj.detach().clone()
+    return None
+
+
+def _same(before: Any, obj: Any) -> bool:
+    if isinstance(before, np.ndarray):
+        return before.shape == obj.shape and before.dtype == obj.dtype and np.array_equal(before, obj, equal_nan=True)
+    import torch
+
+    if before.shape != obj.shape or before.dtype != obj.dtype:
+        return False
+    now = obj.detach()
+    return bool(torch.equal(before, now)
+                or (before.is_floating_point() and torch.allclose(before, now, rtol=0, atol=0, equal_nan=True)))
+
+
 class Server:
     """The worker's end: answers the grader's requests about the learner's ``namespace``."""
 
@@ -733,6 +773,8 @@ class Server:
         payload = unpickler.load()
         grads = [unpickler.grads[i] for i in sorted(unpickler.grads)]
         tracked = [unpickler.tracked[i] for i in sorted(unpickler.tracked)]
+        snapshots = {id(obj): _snapshot(obj) for obj in tracked}
+        self.before = {k: v for k, v in snapshots.items() if v is not None}
         value, exc = None, None
         try:
             with _alarm(float(request["limit"])):
@@ -836,5 +878,9 @@ class Server:
             sync = getattr(type(obj), "_ganlib_sync", ())
             if sync:
                 state["sync"] = [[name, wire.encode(getattr(obj, name, None))] for name in sync]
+            before = getattr(self, "before", {}).get(id(obj))
+            if before is not None and not _same(before, obj):
+                state["array"] = wire.encode(obj.detach() if torch is not None and isinstance(obj, torch.Tensor)
+                                             else obj)
             out.append(state or None)
         return out

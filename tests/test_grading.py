@@ -489,8 +489,10 @@ GOOD_EG = ("def extragradient_step(grad, x, y, eta):\n    gx, gy = grad(x, y)\n 
 
 def test_help_states_the_trust_model():
     out = subprocess.run([sys.executable, "-m", "ganlib", "grade", "--help"], capture_output=True, text=True).stdout
-    assert "not a proctoring tool" in out and "RUNS the code" in out
+    assert "not a proctoring tool" in out and "runs the code of the notebooks it grades" in out
     assert "--sandbox" in out and "GANLIB_GRADE_SANDBOX=1" in out and "bubblewrap" in out
+    assert "no capabilities" in out and "as root" in out and "copy code they can import" in out
+    assert "3 a\nsubmission misbehaved" in out or "3 a submission misbehaved" in " ".join(out.split())
 
 
 @pytest.mark.parametrize("sandbox", BOTH)

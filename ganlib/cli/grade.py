@@ -18,7 +18,8 @@ from pathlib import Path
 from ganlib.grading.judge import NOTEBOOK_TIMEOUT, _sandbox_default, grade_notebook
 from ganlib.grading.questions import GradingError
 from ganlib.grading.report import NotebookReport, _wrap, format_report, format_summary, report_width
-from ganlib.grading.worker import _INSTALL_HINT, sandbox_problem
+from ganlib.grading.sandbox import INSTALL_HINT, TRUST_MODEL, sandbox_problem
+
 
 def collect_notebooks(paths: Sequence[str | Path]) -> list[Path]:
     """Expand folders into the notebooks they contain (sorted, checkpoints skipped)."""
@@ -40,16 +41,8 @@ report; the other notebooks are graded as usual).
 
 Each notebook has a wall-clock limit (--timeout, default 300 s); when it runs out, the notebook is
 reported with the questions graded so far and the rest "timed out".
-
-Trust model: the grader gives learners feedback; it is not a proctoring tool. It RUNS the code of
-the notebook it grades: every answer cell, and the imports and helpers those cells use (not
-experiments, plots or check cells), in a worker process with time and resource limits (memory,
-CPU time, file size, no new processes) whose results come back as plain JSON. That protects you
-from mistakes, not from malice. To grade work you do not trust, use --sandbox (or set
-GANLIB_GRADE_SANDBOX=1): each worker then runs under bubblewrap (bwrap) with no network, a
-read-only file system except a fresh working directory, an empty home directory and its own
-process namespace. Without bwrap, --sandbox stops with instructions (install it, or the exact
-docker command to grade in a container); it never grades unsandboxed."""
+"""
+HELP += "\n" + TRUST_MODEL
 
 
 def main(argv: Sequence[str]) -> int:
@@ -79,7 +72,7 @@ def main(argv: Sequence[str]) -> int:
     if sandbox:
         problem = sandbox_problem()
         if problem:
-            print(f"--sandbox: {problem}.\n{_INSTALL_HINT}", file=sys.stderr)
+            print(f"--sandbox: {problem}.\n{INSTALL_HINT}", file=sys.stderr)
             return 2
     notebooks = collect_notebooks(args.paths)
     if not notebooks:

@@ -30,7 +30,8 @@ from ganlib.grading.questions import (CHAPTER_ID, ERROR, FAILED, FEEDBACK_LIMIT,
                                       random_sizes, summarize, to_numpy)
 from ganlib.grading.notebook import (LoadPlan, Step, binds, chapter_of, extract_definitions, load_definitions,
                                      plan_notebook, read_notebook, uses)
-from ganlib.grading.worker import SANDBOX_ENV, Limits, sandbox_problem
+from ganlib.grading.sandbox import TRUST_MODEL, sandbox_problem
+from ganlib.grading.worker import SANDBOX_ENV, Limits
 from ganlib.grading.worker import _Worker, _worker_main  # noqa: F401  (the worker's entry point; tests wrap _Worker)
 from ganlib.grading.report import NotebookReport, format_report, format_summary
 from ganlib.grading.remote import beside
@@ -46,7 +47,7 @@ __all__ = [
     "read_notebook", "chapter_of", "binds", "uses", "Step", "LoadPlan", "plan_notebook", "extract_definitions",
     "load_definitions",
     # the worker and its sandbox
-    "Limits", "SANDBOX_ENV", "sandbox_problem",
+    "Limits", "SANDBOX_ENV", "sandbox_problem", "TRUST_MODEL",
     # judging and reporting
     "grade_notebook", "NOTEBOOK_TIMEOUT", "NotebookReport", "format_report", "format_summary",
 ]

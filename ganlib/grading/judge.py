@@ -38,6 +38,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 import zlib
 from dataclasses import asdict
@@ -51,10 +52,23 @@ from ganlib.grading.questions import (ERROR, MISSING, NOT_ATTEMPTED, TIMEOUT, Gr
                                       Result, SandboxUnavailable, _names, _timeout_message, one_line, question_specs,
                                       questions_for)
 from ganlib.grading.report import NotebookReport
-from ganlib.grading.worker import (_INSTALL_HINT, _STEP_STATUSES, _WORKER_ENV, SANDBOX_ENV, Limits, _Worker,
-                                   _WorkerFailed, sandbox_problem)
+from ganlib.grading.sandbox import INSTALL_HINT, sandbox_problem
+from ganlib.grading.worker import (_STEP_STATUSES, _WORKER_ENV, SANDBOX_ENV, Limits, _Worker,
+                                   _WorkerFailed)
 
 _GRACE = 3.0  # seconds the parent waits beyond a limit before it kills the worker
+_IMPORTS = threading.Lock()
+
+
+def _load_checks(chapter: str) -> dict[str, Question]:
+    """The chapter's checks, imported under a lock: ``ganlib grade --jobs N`` grades in N threads, and two
+    threads importing torch at once see a half-initialised module."""
+    with _IMPORTS:
+        try:
+            import torch  # noqa: F401  (the stand-ins use torch whenever it is installed)
+        except ImportError:
+            pass
+        return {q.key: q for q in questions_for(chapter)}
 NOTEBOOK_TIMEOUT = 300.0  # seconds of wall-clock time per notebook, everything included
 
 
@@ -106,13 +120,13 @@ def grade_notebook(path: str | Path, seed: int | None = None, load_timeout: floa
     if sandbox:
         problem = sandbox_problem()
         if problem:
-            raise SandboxUnavailable(f"--sandbox: {problem}.\n{_INSTALL_HINT}")
+            raise SandboxUnavailable(f"--sandbox: {problem}.\n{INSTALL_HINT}")
     path = Path(path)
     nb = read_notebook(path)
     chapter = chapter or chapter_of(nb, path)
     specs = question_specs(chapter)
     try:
-        checks = {q.key: q for q in questions_for(chapter)}   # the checks run here, in the trusted process
+        checks = _load_checks(chapter)   # the checks run here, in the trusted process
     except GradingError as exc:
         raise GradingError(f"{path}: {exc}") from None
     seed = int(np.random.SeedSequence().entropy % 2**32) if seed is None else int(seed)

@@ -5,8 +5,9 @@ The grading process starts one worker per notebook (:class:`_Worker`): a fresh P
 job as JSON on stdin, executes the plan's cells under :class:`Limits` (memory, CPU time, file
 size, no new processes) and answers the questions, writing JSON lines on stdout. The parent
 validates every line and never unpickles anything. With ``sandbox=True`` the worker runs
-under bubblewrap (:func:`sandbox_problem` says why it cannot): no network, a read-only file
-system except a fresh working directory, an empty home directory and its own PID namespace.
+under bubblewrap, as :mod:`ganlib.grading.sandbox` describes (``sandbox_problem`` says why it
+cannot): no capabilities, no network, only the Python installation and ganlib visible
+(read-only) beside a fresh work folder, its own PID namespace and a kernel process limit.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import json
 import linecache
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +30,7 @@ from typing import Any
 from ganlib.grading import questions as _questions
 from ganlib.grading import remote as _remote
 from ganlib.grading import wire
+from ganlib.grading.sandbox import popen_kwargs, sandbox_command
 from ganlib.grading.questions import (GradingError, _alarm, _is_learner_file, _Timeout, describe_exception, one_line,
                                       questions_for)
 
@@ -205,72 +206,6 @@ def _block_processes() -> None:  # pragma: no cover - worker side
         pass
 
 
-# --------------------------------------------------------------------------- the sandbox
-
-_INSTALL_HINT = """\
-Install bubblewrap: `sudo apt-get install bubblewrap` (Debian, Ubuntu), `sudo dnf install bubblewrap` (Fedora),
-`sudo pacman -S bubblewrap` (Arch). It needs unprivileged user namespaces (on Ubuntu 24.04 and later, an
-AppArmor profile that allows bwrap; elsewhere `sysctl kernel.unprivileged_userns_clone=1`). bubblewrap does
-not exist on macOS or Windows: there, grade in a container without network and with a read-only file system.
-Build the image once (from the course folder):
-  docker build -t ganlib-grader -f - . <<'EOF'
-  FROM python:3.11-slim
-  COPY pyproject.toml README.md LICENSE /src/
-  COPY ganlib /src/ganlib
-  RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu "torch>=2.1,<3" && pip install --no-cache-dir /src
-  EOF
-then grade a folder of submissions with:
-  docker run --rm --network none --read-only --tmpfs /tmp --memory 4g --pids-limit 256 --user 65534:65534 -e HOME=/tmp -e MPLCONFIGDIR=/tmp -v "$PWD/submissions":/submissions:ro ganlib-grader python -m ganlib grade --json /submissions > grades.json
-Nothing was graded: with --sandbox the grader never runs a submission unsandboxed."""
-
-_sandbox_checked: dict[str, str] = {}
-
-
-def sandbox_problem() -> str:
-    """Why the sandbox cannot be used here ("" when bubblewrap works). Probed once per process."""
-    bwrap = shutil.which("bwrap")
-    if not bwrap:
-        return "bubblewrap (`bwrap`) is not installed or not on PATH"
-    if bwrap not in _sandbox_checked:
-        try:
-            probe = subprocess.run([bwrap, *_bwrap_base(), "--", "true"], capture_output=True, text=True, timeout=30)
-            _sandbox_checked[bwrap] = "" if probe.returncode == 0 else (
-                f"`bwrap` is installed but does not work here: {one_line(probe.stderr or probe.stdout, 200)}")
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            _sandbox_checked[bwrap] = f"`bwrap` is installed but does not work here: {exc}"
-    return _sandbox_checked[bwrap]
-
-
-def _bwrap_base() -> list[str]:
-    return ["--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/", "/",
-            "--dev", "/dev", "--proc", "/proc"]
-
-
-def _sandbox_command(workdir: str, inner: list[str], env: dict[str, str]) -> list[str]:
-    """bubblewrap around ``inner``: no network, read-only root, empty home, fresh workdir, own PID namespace."""
-    home = os.path.realpath(os.path.expanduser("~"))
-    hidden = [p for p in ("/tmp", "/var/tmp", "/run", "/dev/shm", home) if p not in ("/",) and os.path.isdir(p)]
-    args = [shutil.which("bwrap") or "bwrap", *_bwrap_base()]
-    for p in hidden:
-        args += ["--tmpfs", p]
-    # the Python installation and its import path stay visible even when they live under a hidden folder
-    keep = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
-                                          os.path.dirname(os.path.realpath(sys.executable)),
-                                          os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),  # holds ganlib/
-                                          *[p for p in sys.path if p])}
-    for p in sorted(keep):
-        if os.path.exists(p) and any(p.startswith(h + os.sep) for h in hidden):
-            args += ["--ro-bind", p, p]
-    inside = "/tmp/grading"
-    args += ["--bind", workdir, inside]
-    for p in hidden:
-        args += ["--remount-ro", p]
-    args += ["--chdir", inside, "--clearenv"]
-    for k, v in {**env, "HOME": inside, "TMPDIR": inside}.items():
-        args += ["--setenv", k, v]
-    return args + ["--", *inner]
-
-
 # --------------------------------------------------------------------------- the parent side
 
 
@@ -294,13 +229,22 @@ _MAX_LINE = wire.MAX_BYTES * 4 // 3 + 16 * 2**20   # one reply: its arrays in ba
 _MAX_OUTPUT = 1024 * 2**20                           # everything one worker may send
 
 
+def _import_path() -> list[str]:
+    """The grader's import path for the worker, without the start folder (where a submission could
+    plant a ``sitecustomize.py``) unless that folder is where ``ganlib`` itself is imported from."""
+    home = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # holds ganlib/
+    cwd = os.path.realpath(os.getcwd())
+    return [p for p in sys.path if p and os.path.isdir(p)
+            and (os.path.realpath(p) != cwd or os.path.realpath(p) == os.path.realpath(home))]
+
+
 class _Worker:
     """One worker process and its JSON-lines channel; never unpickles anything."""
 
     def __init__(self, job: dict, sandbox: bool, workdir: str, startup_timeout: float):
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p and os.path.isdir(p)),
+            "PYTHONPATH": os.pathsep.join(_import_path()),
             "PYTHONDONTWRITEBYTECODE": "1", "PYTHONSAFEPATH": "1", "MPLBACKEND": "Agg",
             "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
             _WORKER_ENV: "1", "LANG": "C.UTF-8", "MPLCONFIGDIR": workdir, "HOME": workdir,
@@ -308,9 +252,9 @@ class _Worker:
         if "GANLIB_SMOKE" in os.environ:
             env["GANLIB_SMOKE"] = os.environ["GANLIB_SMOKE"]
         inner = [sys.executable, "-c", "from ganlib.grading.worker import _worker_main; _worker_main()"]
-        cmd = _sandbox_command(workdir, inner, env) if sandbox else inner
+        cmd = sandbox_command(workdir, inner, env) if sandbox else inner
         self.stderr = tempfile.TemporaryFile()
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = popen_kwargs() if sandbox else {}
         if os.name == "posix":
             kwargs["start_new_session"] = True
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,

@@ -316,3 +316,55 @@ def _in_place_check(step):
     step(x)
     if x.tolist() != [-1.0, 2.0, 4.0]:
         raise grading.CheckFailed(f"x = {x.tolist()}")
+
+
+# --------------------------------------------------------------------------- the same attacks, graded in the sandbox
+
+ESCAPES = '''
+def _attack():
+    import ctypes, os
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount(None, b"/", None, 32 | 4096, None)          # MS_REMOUNT | MS_BIND: make / writable
+    for target in (b"/tmp", os.path.expanduser("~").encode()):
+        libc.umount2(target, 2)                              # MNT_DETACH: uncover the host's folders
+    for path in {targets!r}:
+        try:
+            with open(path, "w") as f:
+                f.write("import ganlib.grading.questions as q\\nq.PASSED = q.FAILED\\n")
+        except OSError:
+            pass
+'''
+
+
+@pytest.mark.skipif(bool(grading.sandbox_problem()), reason=f"needs bubblewrap: {grading.sandbox_problem()}")
+def test_escapes_graded_in_the_sandbox_touch_nothing_and_change_no_grade(make_notebook, tmp_path, monkeypatch):
+    """Remount /, unmount /tmp and home, plant sitecustomize.py in the start folder and write to the host's
+    /tmp, from an answer cell graded with ``sandbox=True``: every call fails, the grade stays 0, and a later
+    grading from the same folder is not affected."""
+    import os
+    import uuid
+
+    start = tmp_path / "start"
+    start.mkdir()
+    monkeypatch.chdir(start)
+    host_tmp = f"/tmp/ganlib-escape-{uuid.uuid4().hex}"
+    targets = [str(start / "sitecustomize.py"), host_tmp, str(start / "written.txt")]
+    path = make_notebook(with_attack(ESCAPES.format(targets=targets)), chapter="01")
+    try:
+        report = grading.grade_notebook(path, seed=0, sandbox=True)
+        assert report.sandboxed and report.score == 0, grading.format_report(report)
+        assert not any(os.path.exists(t) for t in targets)
+        again = grading.grade_notebook(make_notebook(solution_code("01_minimax_games.ipynb"), chapter="01"),
+                                       seed=0, sandbox=True)
+        assert again.score == again.total == 12, grading.format_report(again)
+        # the control: unsandboxed, the same cell does write on the host (the attack is real), and the
+        # planted sitecustomize.py still does not reach later workers (their import path leaves out the start folder)
+        plain = grading.grade_notebook(path, seed=0, sandbox=False)
+        assert plain.score == 0 and os.path.exists(targets[0]) and os.path.exists(host_tmp)
+        later = grading.grade_notebook(make_notebook(solution_code("01_minimax_games.ipynb"), chapter="01"),
+                                       seed=0, sandbox=False)
+        assert later.score == later.total == 12, grading.format_report(later)
+    finally:
+        for t in targets:
+            if os.path.exists(t):
+                os.remove(t)

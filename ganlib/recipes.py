@@ -111,7 +111,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("mlp-gan", "07", "chapter 07's fully connected GAN on MNIST", model="mlp", width=256, latent_dim=64,
            batch_size=64, lr_g=1e-3, lr_d=1e-3, steps=3000, minutes=3.0),
     Recipe("dcgan-guidelines", "08", "Radford et al.'s DCGAN (BatchNorm, no spectral norm), tuned for 5 CPU-minutes",
-           model="dcgan", width=16, latent_dim=64, batch_size=64, lr_g=2e-4, lr_d=2e-4, steps=100_000, minutes=5.0),
+           model="dcgan", width=16, latent_dim=64, batch_size=64, lr_g=2e-3, lr_d=2e-3, steps=100_000, minutes=5.0),
     Recipe("sn-hinge", "10", "spectrally normalised D and hinge loss (Miyato et al. 2018)", model="dcgan", width=16,
            latent_dim=64, loss="hinge", spectral_norm=True, batch_size=64, lr_g=1e-3, lr_d=1e-3, betas=(0.0, 0.9),
            steps=100_000, minutes=5.0),

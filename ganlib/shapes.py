@@ -1,7 +1,8 @@
 """Coloured shapes: a procedural colour-image benchmark whose modes are known exactly, and its decoder.
 
-Used by chapter 10's colour section, from the command line (``ganlib train --data shapes``,
-``ganlib evaluate``) and from Python; chapter 08's colour section is still to come.
+Used by the colour sections of chapters 08 (the DCGAN guidelines' network) and 10 (spectral
+norm and hinge loss), from the command line (``ganlib train --data shapes``, ``ganlib evaluate``)
+and from Python.
 
 The ring and grid of chapter 06 tell exactly how many modes a GAN captured, because every sample
 can be assigned to its nearest mode. FID and precision/recall (chapter 09) can only estimate that

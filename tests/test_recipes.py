@@ -1,6 +1,7 @@
 """ganlib.recipes: the named training recipes that chapters 07-10, ``ganlib train --recipe`` and the benchmarks share."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,18 @@ def test_the_chapters_import_their_recipes_instead_of_copying_them(notebook, nam
     cells = json.loads((ROOT / notebook).read_text(encoding="utf-8"))["cells"]
     code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
     assert "recipes" in code and all(f'"{n}"' in code for n in names)
+
+
+def test_chapter_07_spells_out_the_mlp_gan_recipe_exactly():
+    """Chapter 07 writes its settings out (it teaches TrainConfig); they must stay the recipe chapter 09 scores."""
+    cells = json.loads((ROOT / "course/07_mnist_mlp_gan.ipynb").read_text(encoding="utf-8"))["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    r = recipes.get("mlp-gan")
+    assert f"LATENT = {r.latent_dim}" in code and f'"width": {r.width}' in code
+    assert f"STEPS = budget(full={r.steps}," in code and f"minutes=None if is_smoke() else {r.minutes}" in code
+    start = code.index("config = train.TrainConfig(steps=STEPS")
+    main_run = code[start:code.index("t0 = ", start)]
+    values = dict(re.findall(r"(batch_size|lr_g|lr_d)=([0-9.e-]+)", main_run))
+    assert (int(values["batch_size"]), float(values["lr_g"]), float(values["lr_d"])) == (r.batch_size, r.lr_g, r.lr_d)
+    assert "betas" not in main_run and TrainConfig().betas == r.betas  # chapter 07 relies on the default betas
+    assert r.loss == TrainConfig().loss

@@ -268,6 +268,8 @@ def sandbox_command(workdir: str, inner: list[str], env: dict[str, str], max_tas
     second = [bwrap, *_isolation(opts), *(["--perms", "0755"] if "--perms" in opts else []), "--dir", "/tmp"]
     for top in tops:
         second += ["--symlink", os.readlink(top), top] if ("link", top) in view else ["--ro-bind", top, top]
+    # /tmp is fresh in stage 2: bind again what the view holds under it (a virtual environment in /tmp)
+    second += [a for kind, p in view if kind == "ro" and _covered(p, ["/tmp"]) for a in ("--ro-bind", p, p)]
     second += [*inside, "--bind", WORKDIR, WORKDIR, "--remount-ro", "/", *_environment(workdir, env), *run]
     drop = [sys.executable, "-I", "-S", "-c", _DROP, WORKDIR, str(UNPRIVILEGED_ID)]
     return [*outer, "--", *drop, *second]

@@ -50,16 +50,14 @@ _MODEL_DEFAULTS = {"mlp": {"latent_dim": 64, "width": 256}, "dcgan": {"latent_di
 _RECIPE_OPTIONS = ("model", "width", "latent_dim", "loss", "spectral_norm", "batch_size", "lr_g", "lr_d", "betas")
 
 
-class _Recipe:  # argparse type: a recipe's name, or an error that lists the names
-    __name__ = "recipe"
+def _recipe(name: str) -> str:
+    """argparse type of --recipe: a recipe's name, or an error that lists the names."""
+    import argparse
 
-    def __call__(self, name: str) -> str:
-        import argparse
-
-        try:
-            return _recipes.get(name).name
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+    try:
+        return _recipes.get(name).name
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _parser_train():
@@ -69,7 +67,7 @@ def _parser_train():
                                 "--out DIR [--steps N | --epochs E | --minutes M] [options]", description="Train a GAN on images with ganlib's one training loop.",
                                 epilog=TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=("mlp", "dcgan"), help="fully connected (chapter 07) or DCGAN (chapter 08)")
-    p.add_argument("--recipe", type=_Recipe(), metavar="NAME",
+    p.add_argument("--recipe", type=_recipe, metavar="NAME",
                    help="a chapter's settings as defaults (explicit flags win): " + ", ".join(
                        f"{n} (chapter {_recipes.get(n).chapter})" for n in _recipes.names())
                    + f"; --model dcgan alone means {_recipes.DEFAULT_DCGAN}")

@@ -502,6 +502,17 @@ class Session:
                     raise wire.WireError(f"a state that does not fit ({type(exc).__name__})") from None
 
 
+def _overwrite(torch: Any, target: Any, value: Any) -> None:
+    """Write the tensor ``value`` into ``target``: in place when shape and dtype match, else as its new data
+    (dropping a gradient that no longer fits)."""
+    with torch.no_grad():
+        if value.shape == target.shape and value.dtype == target.dtype:
+            target.copy_(value)
+        else:
+            target.grad = None
+            target.data = value
+
+
 def _apply_state(obj: Any, state: Any) -> None:
     torch = sys.modules.get("torch")   # imported already when the object is a module, an optimiser or a tensor
 
@@ -517,11 +528,7 @@ def _apply_state(obj: Any, state: Any) -> None:
         else:
             if torch is None or not isinstance(value, torch.Tensor):
                 raise wire.WireError("a malformed state")
-            with torch.no_grad():
-                if value.shape == obj.shape and value.dtype == obj.dtype:
-                    obj.copy_(value)
-                else:
-                    obj.data = value
+            _overwrite(torch, obj, value)
     if "module" in state:
         if torch is None or not isinstance(obj, torch.nn.Module):
             raise wire.WireError("a malformed state")
@@ -537,12 +544,7 @@ def _apply_state(obj: Any, state: Any) -> None:
             value = wire.decode(data)
             if not isinstance(value, torch.Tensor):
                 raise wire.WireError("a parameter that is not a tensor")
-            with torch.no_grad():
-                if value.shape == p.shape and value.dtype == p.dtype:
-                    p.copy_(value)
-                else:
-                    p.grad = None
-                    p.data = value
+            _overwrite(torch, p, value)
             g = None if grad is None else wire.decode(grad)
             if g is not None and (not isinstance(g, torch.Tensor) or g.shape != p.shape):
                 raise wire.WireError("a gradient of the wrong shape")

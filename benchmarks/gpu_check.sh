@@ -11,7 +11,7 @@
 #   tests.txt, tests.xml      tests/test_train_speed.py (its CUDA tests run only where torch sees a GPU)
 #   dcgan_throughput_cuda.*   benchmarks/dcgan_throughput.py on CUDA, 64 and 28 px, every configuration:
 #                             images/s, ratio to the reference, GPU busy fraction, a "best" line
-#   cli_all_options.txt       the command of issue 24 (bf16 + channels_last + compile at 64 px), 5 steps
+#   cli_all_options.txt       the all-options command (bf16 + channels_last + compile at 64 px), 5 steps
 #   summary.txt               one line per part: passed, failed or skipped
 # --fast leaves out the torch.compile configurations of the benchmark (the slowest to start) and times
 # 20 steps instead of 40. Without a GPU the CUDA parts are skipped (the CPU tests still run) and the
@@ -62,7 +62,7 @@ fi
 
 if [ "$cuda" != "1" ]; then
   note "benchmark: skipped, torch sees no CUDA GPU here"
-  note "command of issue 24: skipped, torch sees no CUDA GPU here"
+  note "all-options command: skipped, torch sees no CUDA GPU here"
   exit $status
 fi
 
@@ -84,9 +84,9 @@ fi
 # ---- the combination that crashed in the G step's backward pass, through the command line
 if "$py" -m ganlib train --model dcgan --data mnist --image-size 64 --amp --channels-last --compile \
     --device cuda --steps 5 --out "$out/cli_all_options" --overwrite > "$out/cli_all_options.txt" 2>&1; then
-  note "command of issue 24 (--amp --channels-last --compile, 64 px, 5 steps): trained"
+  note "all-options command (--amp --channels-last --compile, 64 px, 5 steps): trained"
 else
-  note "command of issue 24: FAILED; see cli_all_options.txt"
+  note "all-options command: FAILED; see cli_all_options.txt"
   status=1
 fi
 exit $status

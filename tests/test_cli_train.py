@@ -127,7 +127,7 @@ def test_resuming_on_other_data_is_refused_before_it_is_announced(tmp_path, caps
     assert main_train([*base, "--path", str(png_folder(tmp_path / "b", n=30)), "--steps", "2", "--resume"]) == 1
     text, err = capsys.readouterr()
     assert "num_samples=24, this one has 30" in one_error_line(err, "train")
-    assert "resuming" not in text + err
+    assert "resuming at step" not in text + err  # the announcement (the tmp path holds the test name)
 
 
 def test_status_lines_go_to_stdout_and_errors_to_stderr(tmp_path):
@@ -250,6 +250,19 @@ def test_device_cuda_without_cuda(tmp_path, capsys):
     assert main_train(["--model", "mlp", "--data", "synthetic", "--out", str(tmp_path), "--device", "cuda"]) == 1
     assert "no CUDA GPU" in one_error_line(capsys.readouterr().err, "train")
     assert not (tmp_path / CHECKPOINT).exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_a_fallback_warning_is_one_line_naming_the_command(tmp_path, capsys):
+    import warnings
+
+    shown_before = warnings.showwarning
+    args = ["--model", "mlp", "--data", "synthetic", "--out", str(tmp_path), "--steps", "2", "--cuda-graphs"]
+    assert main_train(args) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "warning" in line.lower()]
+    assert err == ["ganlib train: warning: cuda_graphs: CUDA graphs need a CUDA device and this run is on cpu; "
+                   "training without CUDA graphs"], err
+    assert warnings.showwarning is shown_before  # the caller's warning display is back
 
 
 def test_sample_bad_input(tmp_path, capsys):

@@ -47,15 +47,25 @@ def argparse_error(msg: str):
 
 
 def run_cli(name: str, parser, body, argv) -> int:
-    """Parse, run, and turn every expected failure into one ``ganlib NAME: error: ...`` message."""
+    """Parse, run, and turn every expected failure into one ``ganlib NAME: error: ...`` message.
+
+    Warnings raised while the command runs (a CUDA-graph or compile fallback, say) are printed as
+    one ``ganlib NAME: warning: ...`` line on stderr, without the source line Python's default adds.
+    """
     import sys
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"ganlib {name}: warning: {message}", file=sys.stderr)
 
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help (0) or a usage error (2), already printed by argparse
         return int(e.code or 0)
     try:
-        return body(args, parser)
+        with warnings.catch_warnings():  # restores the caller's warning display afterwards
+            warnings.showwarning = show
+            return body(args, parser)
     except SystemExit as e:  # parser.error() inside body
         return int(e.code or 0)
     except KeyboardInterrupt as e:

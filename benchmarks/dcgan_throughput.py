@@ -374,10 +374,11 @@ def environment(device: str, threads: int | None) -> dict:
     return env
 
 
-def run_config(spec: dict, timeout: float) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)]
+def run_config(spec: dict, timeout: float | None, script: str = __file__, env: dict | None = None) -> dict:
+    """One configuration in a fresh process (``script --worker SPEC``): its JSON result, or ``{"error": ...}``."""
+    cmd = [sys.executable, os.path.abspath(script), "--worker", json.dumps(spec)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:g} s"}
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]

@@ -37,13 +37,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import dcgan_throughput as ref  # noqa: E402  (the reference step, the environment and the per-run subprocess)
+
 CONFIGS = {  # name -> what trains (the ganlib ones are command lines of ganlib train)
     "reference": None,
     "defaults": ["--model", "dcgan"],
@@ -63,9 +65,6 @@ class _OutOfTime(Exception):
 def _reference(spec: dict, images, labels):
     """Train the reference for spec["minutes"]; returns (G as z -> images, latent, steps, batch, seconds)."""
     import torch
-
-    sys.path.insert(0, str(HERE))
-    import dcgan_throughput as ref
 
     made = {}
     build = ref.reference_networks
@@ -145,9 +144,6 @@ def worker(spec: dict) -> dict:
 
 
 def environment(threads: int) -> dict:
-    sys.path.insert(0, str(HERE))
-    import dcgan_throughput as ref
-
     env = ref.environment("cpu", threads)
     env["gpu"] = "not measured (CPU only)"
     return env
@@ -201,15 +197,9 @@ def main(argv=None) -> int:
             spec = {"config": name, "seed": seed, "minutes": args.minutes, "threads": args.threads, "n": args.n,
                     "workers": args.workers, "floor": first, "folder": str(keep / f"{name}_seed{seed}")}
             t = time.perf_counter()
-            cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "CI": "1"})
-            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-            if proc.returncode == 0 and lines:
-                result = json.loads(lines[-1])
+            result = ref.run_config(spec, timeout=None, script=__file__, env={**os.environ, "CI": "1"})
+            if "error" not in result:
                 first = first and "floor" not in result
-            else:
-                tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-                result = {"error": f"exit code {proc.returncode}: {tail[0][:300]}"}
             rows.append({"config": name, "label": LABELS[name], "seed": seed, "result": result})
             print(table(rows[-1:]).splitlines()[-1] + f"   ({time.perf_counter() - t:.0f} s)", flush=True)
             write(done=False)

@@ -53,11 +53,11 @@ from ganlib.grading.questions import (ERROR, MISSING, NOT_ATTEMPTED, TIMEOUT, Gr
                                       questions_for)
 from ganlib.grading.report import NotebookReport
 from ganlib.grading.sandbox import INSTALL_HINT, sandbox_problem
-from ganlib.grading.worker import (_STEP_STATUSES, _WORKER_ENV, SANDBOX_ENV, Limits, _Worker,
-                                   _WorkerFailed)
+from ganlib.grading.worker import _STEP_STATUSES, _WORKER_ENV, SANDBOX_ENV, Limits, _Worker, _WorkerFailed
 
 _GRACE = 3.0  # seconds the parent waits beyond a limit before it kills the worker
-_IMPORTS = threading.Lock()
+NOTEBOOK_TIMEOUT = 300.0  # seconds of wall-clock time per notebook, everything included
+_IMPORTS = threading.Lock()  # the chapter's checks and torch are imported by one grading thread at a time
 
 
 def _load_checks(chapter: str) -> dict[str, Question]:
@@ -69,7 +69,6 @@ def _load_checks(chapter: str) -> dict[str, Question]:
         except ImportError:
             pass
         return {q.key: q for q in questions_for(chapter)}
-NOTEBOOK_TIMEOUT = 300.0  # seconds of wall-clock time per notebook, everything included
 
 
 def _sandbox_default() -> bool:

@@ -739,8 +739,9 @@ def _same(before: Any, obj: Any) -> bool:
     if before.shape != obj.shape or before.dtype != obj.dtype:
         return False
     now = obj.detach()
-    return bool(torch.equal(before, now)
-                or (before.is_floating_point() and torch.allclose(before, now, rtol=0, atol=0, equal_nan=True)))
+    if before.is_floating_point():  # NaN where NaN was counts as unchanged
+        return bool(torch.allclose(before, now, rtol=0, atol=0, equal_nan=True))
+    return bool(torch.equal(before, now))
 
 
 class Server:
@@ -751,6 +752,7 @@ class Server:
         self.handles: dict[int, Any] = {}
         self.results: dict[int, tuple] = {}
         self.next_id = 0
+        self.before: dict[int, Any] = {}  # id -> copy of each array or tensor argument of the current call
 
     def handle(self, request: dict) -> dict:
         from ganlib.grading.questions import _alarm, _is_stub
@@ -880,7 +882,7 @@ class Server:
             sync = getattr(type(obj), "_ganlib_sync", ())
             if sync:
                 state["sync"] = [[name, wire.encode(getattr(obj, name, None))] for name in sync]
-            before = getattr(self, "before", {}).get(id(obj))
+            before = self.before.get(id(obj))
             if before is not None and not _same(before, obj):
                 state["array"] = wire.encode(obj.detach() if torch is not None and isinstance(obj, torch.Tensor)
                                              else obj)
